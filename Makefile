@@ -1,0 +1,42 @@
+# Each target sets up what it needs: a fresh clone only needs python3 (3.10+) and make.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+ROUNDS ?= 1
+PORT ?= 3000
+
+.PHONY: install run test lint ui bench clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the main job: the next bootstrap round(s) on the embedded local model (no API key).
+run: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/sipipeline run --rounds $(ROUNDS)
+
+## Run the test suite (the command CI runs).
+test: $(STAMP)
+	$(PY) -m pytest -q sipipeline_tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sipipeline sipipeline_tests benchmarks
+
+## The Dagster UI on the same instance `make run` uses.
+ui: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+bench: $(STAMP)
+	$(PY) benchmarks/novelty_filter.py
+	$(PY) benchmarks/llm_throughput.py
+
+clean:
+	rm -rf $(VENV) .dagster_home *.egg-info

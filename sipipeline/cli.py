@@ -1,0 +1,95 @@
+"""`sipipeline` console command: run the next bootstrap rounds through Dagster, export data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _ensure_dagster_home() -> Path:
+    """Use DAGSTER_HOME, or `./.dagster_home`, so `dagster dev` later shows the same runs."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _run_config(args: argparse.Namespace) -> dict:
+    generation: dict = {}
+    if args.num_prompts is not None:
+        generation["num_prompts"] = args.num_prompts
+    if args.random_seed is not None:
+        generation["random_seed"] = args.random_seed
+    ops: dict = {}
+    if generation:
+        ops["generated_instructions"] = {"config": generation}
+    if args.seed_file:
+        ops["seed_pool"] = {"config": {"seed_file": str(Path(args.seed_file).resolve())}}
+    return {"ops": ops} if ops else {}
+
+
+def run_rounds(args: argparse.Namespace) -> int:
+    """Materialize the next `--rounds` rounds on the persistent instance, one run per round."""
+    home = _ensure_dagster_home()
+    import dagster as dg
+
+    from sipipeline.definitions import bootstrap_round_job, defs
+    from sipipeline.partitions import bootstrap_rounds, round_key, round_number
+    from sipipeline.paths import storage_base
+    from sipipeline.resources import RoundStore
+
+    store = RoundStore(base_path=storage_base())
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def(bootstrap_round_job.name)
+    run_config = _run_config(args)
+    for _ in range(args.rounds):
+        done = store.rounds("filtered_tasks")
+        key = round_key(round_number(done[-1]) + 1 if done else 1)
+        instance.add_dynamic_partitions(bootstrap_rounds.name, [key])
+        print(f"sipipeline: materializing {key} (DAGSTER_HOME={home}, storage={storage_base()})",
+              flush=True)
+        result = job.execute_in_process(partition_key=key, instance=instance,
+                                        run_config=run_config, raise_on_error=False)
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            cause = failure.step_failure_data.error.message.strip() if failure else "see the run"
+            print(f"sipipeline: {key} failed (run {result.run_id}): {cause}", file=sys.stderr)
+            return 1
+        pool = store.read("filtered_tasks", key)
+        added = int((pool["round"] == round_number(key)).sum())
+        print(f"sipipeline: {key} done (run {result.run_id}): {added} new tasks, "
+              f"pool {len(pool)} tasks", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sipipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize the next N bootstrap rounds")
+    run.add_argument("--rounds", type=int, default=1, help="how many rounds (default 1)")
+    run.add_argument("--num-prompts", type=int, help="generation requests per round")
+    run.add_argument("--random-seed", type=int, help="sampling seed (new seed = fresh samples)")
+    run.add_argument("--seed-file", help="seed tasks (JSON lines) for round 1")
+    run.set_defaults(handler=run_rounds)
+    try:
+        from sipipeline.export_cli import add_export_parser
+    except ImportError:  # exports are optional until their module is installed
+        pass
+    else:
+        add_export_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "rounds", 1) < 1:
+        print("sipipeline: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

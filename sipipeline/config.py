@@ -1,0 +1,50 @@
+"""Run parameters of a round (Dagster run config), with the paper's values as defaults."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from sipipeline.paths import DEFAULT_SEED_FILE
+
+
+class SeedPoolConfig(dg.Config):
+    seed_file: str = Field(default=str(DEFAULT_SEED_FILE),
+                           description="JSON-lines seed tasks used in round 1.")
+
+
+class GenerationConfig(dg.Config):
+    """Instruction generation and the novelty filter.
+
+    `num_prompts` is small by default so a round finishes in minutes on the embedded model; the
+    paper's scale is thousands of prompts per run against a large remote model.
+    """
+
+    num_prompts: int = Field(default=8, ge=1, description="Generation requests this round.")
+    num_examples: int = Field(default=8, ge=1, description="In-context instructions per prompt.")
+    num_machine_examples: int = Field(
+        default=2, ge=0, description="How many in-context instructions come from machine tasks.")
+    temperature: float = 0.7
+    top_p: float = 0.5
+    presence_penalty: float = 2.0
+    frequency_penalty: float = 0.0
+    max_tokens: int = 1024
+    similarity_threshold: float = Field(
+        default=0.7, description="Reject a candidate whose ROUGE-L to any pool task is above it.")
+    random_seed: int = Field(
+        default=0,
+        description="Seeds in-context sampling and keys the response journal: change it to get "
+                    "fresh samples instead of journaled ones.")
+
+
+class ClassificationConfig(dg.Config):
+    temperature: float = 0.0
+    max_tokens: int = 3
+
+
+class InstanceConfig(dg.Config):
+    temperature: float = 0.0
+    top_p: float = 0.0
+    presence_penalty: float = 1.5
+    max_tokens_input_first: int = 350
+    max_tokens_output_first: int = 300

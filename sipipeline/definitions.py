@@ -1,0 +1,36 @@
+"""The sipipeline code location: `dagster dev -w workspace.yaml` loads `defs` from here."""
+
+import dagster as dg
+
+from sipipeline import assets
+from sipipeline.io import ParquetIOManager
+from sipipeline.llm_resource import default_llm_resource
+from sipipeline.partitions import bootstrap_rounds
+from sipipeline.paths import storage_base
+from sipipeline.resources import RoundStore
+
+ROUND_ASSETS = [
+    assets.seed_pool,
+    assets.generated_instructions,
+    assets.classification_labels,
+    assets.instances,
+    assets.filtered_tasks,
+    assets.dataset_stats,
+]
+
+bootstrap_round_job = dg.define_asset_job(
+    "bootstrap_round_job",
+    selection=dg.AssetSelection.assets(*ROUND_ASSETS),
+    partitions_def=bootstrap_rounds,
+    description="One Self-Instruct bootstrap round: generate, classify, make instances, filter.",
+)
+
+defs = dg.Definitions(
+    assets=[assets.round_handoff, *ROUND_ASSETS],
+    jobs=[bootstrap_round_job],
+    resources={
+        "io_manager": ParquetIOManager(base_path=storage_base()),
+        "round_store": RoundStore(base_path=storage_base()),
+        "llm": default_llm_resource(),
+    },
+)

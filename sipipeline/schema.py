@@ -1,0 +1,143 @@
+"""Arrow schemas of each stored asset, so every round's Parquet has the same columns and types."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+import pyarrow as pa
+
+INSTANCE = pa.struct([("input", pa.string()), ("output", pa.string())])
+SIMILAR = pa.struct([("task_id", pa.string()), ("instruction", pa.string()),
+                     ("score", pa.float64())])
+
+POOL_SCHEMA = pa.schema([
+    ("task_id", pa.string()),
+    ("instruction", pa.string()),
+    ("origin", pa.string()),
+    ("round", pa.int64()),
+    ("is_classification", pa.bool_()),
+    ("instances", pa.list_(INSTANCE)),
+    ("model", pa.string()),
+    ("request_id", pa.string()),
+    ("in_context_ids", pa.list_(pa.string())),
+    ("max_rouge_l", pa.float64()),
+    ("mean_rouge_l", pa.float64()),
+    ("most_similar", pa.list_(SIMILAR)),
+])
+
+GENERATED_SCHEMA = pa.schema([
+    ("candidate_id", pa.string()),
+    ("round", pa.int64()),
+    ("request_id", pa.string()),
+    ("prompt", pa.string()),
+    ("in_context_ids", pa.list_(pa.string())),
+    ("position", pa.int64()),
+    ("instruction", pa.string()),
+    ("model", pa.string()),
+    ("finish_reason", pa.string()),
+    ("status", pa.string()),
+    ("reject_reason", pa.string()),
+    ("max_rouge_l", pa.float64()),
+    ("mean_rouge_l", pa.float64()),
+    ("most_similar", pa.list_(SIMILAR)),
+    ("task_id", pa.string()),
+])
+
+CLASSIFICATION_SCHEMA = pa.schema([
+    ("task_id", pa.string()),
+    ("round", pa.int64()),
+    ("instruction", pa.string()),
+    ("is_classification", pa.bool_()),
+    ("raw_answer", pa.string()),
+    ("request_id", pa.string()),
+    ("model", pa.string()),
+])
+
+INSTANCES_SCHEMA = pa.schema([
+    ("instance_id", pa.string()),
+    ("task_id", pa.string()),
+    ("round", pa.int64()),
+    ("instruction", pa.string()),
+    ("is_classification", pa.bool_()),
+    ("input", pa.string()),
+    ("output", pa.string()),
+    ("generation", pa.string()),
+    ("request_id", pa.string()),
+    ("model", pa.string()),
+    ("status", pa.string()),
+    ("drop_reason", pa.string()),
+])
+
+_POOL_DEFAULTS: Mapping[str, object] = {
+    "model": "", "request_id": "", "in_context_ids": (), "max_rouge_l": math.nan,
+    "mean_rouge_l": math.nan, "most_similar": (),
+}
+
+
+def frame(rows: Iterable[Mapping[str, object]], schema: pa.Schema) -> pd.DataFrame:
+    """Build a DataFrame with exactly the schema's columns, in its order."""
+    rows = list(rows)
+    data = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pd.DataFrame(data, columns=schema.names)
+
+
+def pool_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    """A pool DataFrame; seed rows may omit the machine-lineage columns."""
+    filled = []
+    for row in rows:
+        full = dict(row)
+        for name, default in _POOL_DEFAULTS.items():
+            if full.get(name) is None:
+                full[name] = list(default) if isinstance(default, tuple) else default
+        filled.append(full)
+    return frame(filled, POOL_SCHEMA)
+
+
+def empty_pool() -> pd.DataFrame:
+    return frame([], POOL_SCHEMA)
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "seed_pool": POOL_SCHEMA,
+    "filtered_tasks": POOL_SCHEMA,
+    "generated_instructions": GENERATED_SCHEMA,
+    "classification_labels": CLASSIFICATION_SCHEMA,
+    "instances": INSTANCES_SCHEMA,
+}
+
+
+def to_arrow(df: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
+    """Convert with the declared schema (so empty rounds keep their types)."""
+    if schema is None:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    missing = [name for name in schema.names if name not in df.columns]
+    if missing:
+        raise ValueError(f"DataFrame lacks columns {missing} required by the stored schema")
+    columns = {}
+    for field in schema:
+        values = df[field.name].tolist()
+        columns[field.name] = pa.array(
+            [None if _is_missing(v) and not pa.types.is_floating(field.type) else v
+             for v in values],
+            type=field.type, from_pandas=True,
+        )
+    return pa.table(columns, schema=schema)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def from_arrow(table: pa.Table) -> pd.DataFrame:
+    """Back to pandas with plain Python lists/dicts in nested columns (easy to work with)."""
+    data = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_list(column.type) or pa.types.is_struct(column.type):
+            data[name] = [[] if v is None and pa.types.is_list(column.type) else v
+                          for v in column.to_pylist()]
+        else:
+            data[name] = column.to_pandas()
+    return pd.DataFrame(data, columns=table.column_names)

@@ -1,6 +1,5 @@
 """The six round assets: thin wrappers that wire the method's functions to storage and the model."""
 
-from __future__ import annotations
 
 import hashlib
 import json

@@ -4,8 +4,7 @@ import dagster as dg
 
 from sipipeline import assets
 from sipipeline.io import ParquetIOManager
-from sipipeline.llm_resource import default_llm_resource
-from sipipeline.partitions import bootstrap_rounds
+from sipipeline.llm_resource import llm_resource_from_env
 from sipipeline.paths import storage_base
 from sipipeline.resources import RoundStore
 
@@ -21,7 +20,6 @@ ROUND_ASSETS = [
 bootstrap_round_job = dg.define_asset_job(
     "bootstrap_round_job",
     selection=dg.AssetSelection.assets(*ROUND_ASSETS),
-    partitions_def=bootstrap_rounds,
     description="One Self-Instruct bootstrap round: generate, classify, make instances, filter.",
 )
 
@@ -31,6 +29,6 @@ defs = dg.Definitions(
     resources={
         "io_manager": ParquetIOManager(base_path=storage_base()),
         "round_store": RoundStore(base_path=storage_base()),
-        "llm": default_llm_resource(),
+        "llm": llm_resource_from_env(),
     },
 )

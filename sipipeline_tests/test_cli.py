@@ -1,0 +1,46 @@
+"""`sipipeline run` materializes the next rounds on the persistent instance."""
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+from sipipeline_tests.fake_model import respond
+from sipipeline_tests.fake_openai_server import FakeOpenAIServer
+
+
+def _run_cli(tmp_path, server, *args):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+           "SIPIPELINE_STORAGE": str(tmp_path / "storage"),
+           "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
+           "SIPIPELINE_LLM_MODEL": "fake-model"}
+    return subprocess.run([sys.executable, "-m", "sipipeline.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+def test_run_materializes_the_next_rounds_on_the_persistent_instance(tmp_path):
+    with FakeOpenAIServer(responder=respond) as server:
+        first = _run_cli(tmp_path, server, "run", "--rounds", "2", "--num-prompts", "2")
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "round_001 done" in first.stdout and "round_002 done" in first.stdout
+        again = _run_cli(tmp_path, server, "run", "--num-prompts", "2")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "round_003 done" in again.stdout
+    for round_key in ("round_001", "round_002", "round_003"):
+        assert (tmp_path / "storage" / "filtered_tasks" / f"{round_key}.parquet").is_file()
+    with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "home")) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 3 and all(r.is_success for r in runs)
+        assert {r.tags.get("dagster/partition") for r in runs} == {
+            "round_001", "round_002", "round_003"}
+        record = instance.get_latest_materialization_event(dg.AssetKey("filtered_tasks"))
+        assert record is not None
+
+
+def test_run_without_a_seed_file_reports_it(tmp_path):
+    with FakeOpenAIServer(responder=respond) as server:
+        result = _run_cli(tmp_path, server, "run", "--seed-file", str(tmp_path / "none.jsonl"))
+    assert result.returncode == 1
+    assert "none.jsonl: seed file not found" in result.stderr
+    assert server.request_log == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,9 @@ def _ensure_dagster_home() -> Path:
     """Use DAGSTER_HOME, or `./.dagster_home`, so `dagster dev` later shows the same runs."""
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():  # a new instance: no telemetry (this machine may be offline)
+        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -24,17 +28,22 @@ def _run_config(args: argparse.Namespace) -> dict:
     if args.random_seed is not None:
         generation["random_seed"] = args.random_seed
     ops: dict = {}
+    config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if generation:
         ops["generated_instructions"] = {"config": generation}
     if args.seed_file:
         ops["seed_pool"] = {"config": {"seed_file": str(Path(args.seed_file).resolve())}}
-    return {"ops": ops} if ops else {}
+    if ops:
+        config["ops"] = ops
+    return config
 
 
 def run_rounds(args: argparse.Namespace) -> int:
     """Materialize the next `--rounds` rounds on the persistent instance, one run per round."""
     home = _ensure_dagster_home()
     import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     from sipipeline.definitions import bootstrap_round_job, defs
     from sipipeline.partitions import bootstrap_rounds, round_key, round_number
@@ -73,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-prompts", type=int, help="generation requests per round")
     run.add_argument("--random-seed", type=int, help="sampling seed (new seed = fresh samples)")
     run.add_argument("--seed-file", help="seed tasks (JSON lines) for round 1")
+    run.add_argument("--log-level", default="INFO",
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="console log level")
     run.set_defaults(handler=run_rounds)
     try:
         from sipipeline.export_cli import add_export_parser

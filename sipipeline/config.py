@@ -48,3 +48,12 @@ class InstanceConfig(dg.Config):
     presence_penalty: float = 1.5
     max_tokens_input_first: int = 350
     max_tokens_output_first: int = 300
+
+
+class ExportConfig(dg.Config):
+    formats: list[str] = Field(
+        default=["all"],
+        description="Any of jsonl, prompt_completion, alpaca, openai_chat, parquet, or all.")
+    include_seeds: bool = Field(default=False, description="Also export the 175 human seeds.")
+    validation_fraction: float = Field(default=0.05, ge=0.0, lt=1.0)
+    split_seed: int = Field(default=42, description="Seeds the split and template choice.")

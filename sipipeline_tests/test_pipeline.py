@@ -151,3 +151,25 @@ def test_a_bad_seed_file_stops_before_any_model_call(tmp_path, server):
     assert f"{bad}:1: missing field 'instruction'" in (
         result.failure_data_for_node("seed_pool").error.to_string())
     assert server.request_log == []
+
+
+def test_the_export_asset_writes_every_format_from_the_latest_round(pipeline):
+    import json
+
+    from sipipeline.definitions import assets as asset_module
+
+    for number in (1, 2):
+        assert pipeline.run_round(number).success
+    result = dg.materialize([asset_module.fine_tuning_exports], instance=pipeline.instance,
+                            resources=pipeline.resources)
+    assert result.success
+    metadata = result.asset_materializations_for_node("fine_tuning_exports")[0].metadata
+    assert metadata["source_round"].value == "round_002"
+    out_dir = Path(metadata["out_dir"].value)
+    machine = pipeline.read("filtered_tasks", 2).query("origin == 'machine'")
+    exported = []
+    for split in ("train", "validation"):
+        path = next(out_dir.glob(f"alpaca/*{split}*.json"))
+        exported += json.loads(path.read_text(encoding="utf-8"))
+    assert {r["instruction"] for r in exported} == set(machine["instruction"])
+    assert (out_dir / "README.md").is_file()

@@ -1,0 +1,66 @@
+"""`sipipeline export`: write the fine-tuning files of the latest materialized round."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sipipeline.exports import FORMATS
+
+EXPORT_CHOICES = ("all", *FORMATS)
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the `export` subcommand (handler in `args.handler`)."""
+    parser = subparsers.add_parser(
+        "export", help="write fine-tuning files (JSONL, prompt/completion, Alpaca, OpenAI chat, "
+                       "Parquet) from the latest round",
+        description="Export the dataset of the latest materialized round (its filtered_tasks "
+                    "Parquet) as fine-tuning files with a dataset card.")
+    parser.add_argument("--format", dest="formats", action="append", choices=EXPORT_CHOICES,
+                        help="format to write; repeat for several (default: all)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--include-seeds", action="store_true",
+                        help="also export the human seed tasks")
+    parser.add_argument("--validation-fraction", type=float, default=0.05,
+                        help="share of tasks in the validation split (default 0.05)")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="seed of the split, the shuffles and the template choice")
+    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
+                                          "$DAGSTER_HOME/sipipeline)")
+    parser.set_defaults(handler=handle_export)
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    """Run an export from parsed arguments; 0 on success, 1 when there is nothing to export."""
+    from sipipeline.exports import export_dataset, read_latest_pool
+
+    if not 0 <= args.validation_fraction < 1:
+        print("sipipeline export: --validation-fraction must be in [0, 1)", file=sys.stderr)
+        return 2
+    try:
+        pool, round_key = read_latest_pool(args.storage)
+    except FileNotFoundError as error:
+        print(f"sipipeline export: {error}", file=sys.stderr)
+        return 1
+    formats = args.formats or ["all"]
+    written = export_dataset(pool, args.out, formats=formats, include_seeds=args.include_seeds,
+                             validation_fraction=args.validation_fraction, seed=args.seed,
+                             card_info={"source": f"filtered_tasks/{round_key}.parquet"})
+    for fmt, paths in written.items():
+        for path in paths:
+            print(f"{fmt}: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (`python -m sipipeline.export_cli …`), same options as the subcommand."""
+    parser = argparse.ArgumentParser(prog="sipipeline")
+    add_export_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["export", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

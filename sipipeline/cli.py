@@ -9,6 +9,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from sipipeline.export_cli import add_export_parser
+
 
 def _ensure_dagster_home() -> Path:
     """Use DAGSTER_HOME, or `./.dagster_home`, so `dagster dev` later shows the same runs."""
@@ -85,12 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO",
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="console log level")
     run.set_defaults(handler=run_rounds)
-    try:
-        from sipipeline.export_cli import add_export_parser
-    except ImportError:  # exports are optional until their module is installed
-        pass
-    else:
-        add_export_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

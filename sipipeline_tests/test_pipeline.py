@@ -173,3 +173,13 @@ def test_the_export_asset_writes_every_format_from_the_latest_round(pipeline):
         exported += json.loads(path.read_text(encoding="utf-8"))
     assert {r["instruction"] for r in exported} == set(machine["instruction"])
     assert (out_dir / "README.md").is_file()
+
+
+def test_an_unknown_round_key_fails_with_a_clear_error(pipeline, server):
+    pipeline.instance.add_dynamic_partitions(bootstrap_rounds.name, ["latest"])
+    result = dg.materialize(ROUND_ASSETS, partition_key="latest", instance=pipeline.instance,
+                            resources=pipeline.resources, raise_on_error=False)
+    assert not result.success
+    assert "'latest' is not a bootstrap round key" in (
+        result.failure_data_for_node("seed_pool").error.to_string())
+    assert server.request_log == []

@@ -16,7 +16,7 @@ from sipipeline.config import (
     InstanceConfig,
     SeedPoolConfig,
 )
-from sipipeline.llm import CompletionRequest, ModelClient, SamplingParams
+from sipipeline.llm import CompletionRequest, ModelAccessError, ModelClient, SamplingParams
 from sipipeline.llm_resource import LLMResource
 from sipipeline.partitions import (
     bootstrap_rounds,
@@ -93,6 +93,17 @@ def _client(llm: LLMResource, store: RoundStore) -> ModelClient:
     return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
 
 
+def _complete(client: ModelClient, requests: list[CompletionRequest],
+              purpose: str) -> list[bootstrap.ModelText]:
+    """Call the model; errors that a retry cannot fix (auth, budget) fail without retries."""
+    try:
+        completions = client.complete(requests, purpose=purpose)
+    except ModelAccessError as error:
+        raise dg.Failure(description=f"{purpose}: {error}",
+                         allow_retries=bool(getattr(error, "retryable", True))) from error
+    return _texts(completions)
+
+
 def _texts(completions: list[list]) -> list[bootstrap.ModelText]:
     return [bootstrap.ModelText(c[0].text, c[0].finish_reason) for c in completions]
 
@@ -144,11 +155,12 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
         presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
         stop=prompts.generation_stop_sequences(config.num_examples))
     client = _client(llm, round_store)
-    completions = client.complete(
+    responses = _complete(
+        client,
         [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed) for p in planned],
-        purpose="generated_instructions")
+        "generated_instructions")
     generated = bootstrap.generated_candidates(
-        planned, _texts(completions), seed_pool, number, client.model_name,
+        planned, responses, seed_pool, number, client.model_name,
         config.similarity_threshold)
     funnel = bootstrap.rejection_funnel(generated, len(planned))
     context.log.info(f"{context.partition_key} funnel: {json.dumps(funnel)}")
@@ -179,10 +191,9 @@ def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
     params = SamplingParams(max_tokens=config.max_tokens, temperature=config.temperature,
                             stop=prompts.CLASSIFICATION_STOP_SEQUENCES)
     client = _client(llm, round_store)
-    completions = client.complete([CompletionRequest(t, params) for t in texts],
-                                  purpose="classification_labels")
-    labels = bootstrap.classification_frame(accepted, texts, _texts(completions),
-                                            client.model_name)
+    responses = _complete(client, [CompletionRequest(t, params) for t in texts],
+                          "classification_labels")
+    labels = bootstrap.classification_frame(accepted, texts, responses, client.model_name)
     extra = {"classification_tasks": dg.MetadataValue.int(int(labels["is_classification"].sum()))}
     extra.update(_usage_metadata(client, "classification_labels"))
     return table_output(labels, "classification_labels",
@@ -219,9 +230,8 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
         texts.append(text)
         requests.append(CompletionRequest(text, params))
     client = _client(llm, round_store)
-    completions = client.complete(requests, purpose="instances")
-    frame = bootstrap.instances_frame(classification_labels, texts, _texts(completions),
-                                      client.model_name)
+    responses = _complete(client, requests, "instances")
+    frame = bootstrap.instances_frame(classification_labels, texts, responses, client.model_name)
     kept = frame[frame["status"] == "kept"]
     reasons = frame["drop_reason"].dropna().value_counts()
     extra = {

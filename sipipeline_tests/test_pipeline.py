@@ -183,3 +183,17 @@ def test_an_unknown_round_key_fails_with_a_clear_error(pipeline, server):
     assert "'latest' is not a bootstrap round key" in (
         result.failure_data_for_node("seed_pool").error.to_string())
     assert server.request_log == []
+
+
+def test_bad_credentials_fail_the_round_once_without_retries(tmp_path):
+    with FakeOpenAIServer(responder=respond, require_api_key="the-right-key") as server:
+        pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
+        result = pipeline.run_round(1, raise_on_error=False)
+        assert not result.success
+        text = result.failure_data_for_node("generated_instructions").error.to_string()
+        assert "401" in text and "test-key" not in text
+        retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        assert retried == []
+        # At most the requests already in flight when the first 401 came back, none resent.
+        prompts_sent = [entry["body"]["prompt"] for entry in server.completion_log()]
+        assert 1 <= len(prompts_sent) <= 3 and len(set(prompts_sent)) == len(prompts_sent)

@@ -3,6 +3,8 @@
 import dagster as dg
 
 from sipipeline import assets
+from sipipeline.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
+from sipipeline.checks import ROUND_CHECKS
 from sipipeline.io import ParquetIOManager
 from sipipeline.llm_resource import llm_resource_from_env
 from sipipeline.paths import storage_base
@@ -24,8 +26,11 @@ bootstrap_round_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[assets.round_handoff, *ROUND_ASSETS],
+    assets=[assets.round_handoff, *ROUND_ASSETS, assets.fine_tuning_exports],
+    asset_checks=ROUND_CHECKS,
     jobs=[bootstrap_round_job],
+    sensors=AUTOMATION_SENSORS,
+    schedules=AUTOMATION_SCHEDULES,
     resources={
         "io_manager": ParquetIOManager(base_path=storage_base()),
         "round_store": RoundStore(base_path=storage_base()),

@@ -6,8 +6,8 @@ import dagster as dg
 import pytest
 
 from sipipeline.io import ParquetIOManager, read_parquet, write_parquet
-from sipipeline.paths import DEFAULT_SEED_FILE
 from sipipeline.partitions import RoundKeyError, round_key, round_number
+from sipipeline.paths import DEFAULT_SEED_FILE
 from sipipeline.resources import MissingRoundError, RoundStore
 from sipipeline.seeds import load_seed_tasks
 

@@ -153,7 +153,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
     params = SamplingParams(
         max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
         presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
-        stop=prompts.generation_stop_sequences(config.num_examples))
+        stop=prompts.generation_stop_sequences())
     client = _client(llm, round_store)
     responses = _complete(
         client,
@@ -267,12 +267,11 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
         tags={"dagster/data_version": version},
     ))
     added = len(pool) - len(seed_pool)
-    output = table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
+    return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
         "pool_size": dg.MetadataValue.int(len(pool)),
         "added_this_round": dg.MetadataValue.int(added),
         "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == "machine").sum())),
     })
-    return output
 
 
 @dg.asset(

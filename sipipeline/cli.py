@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sipipeline.export_cli import add_export_parser
+from sipipeline.paths import dagster_home
 
 
 def _ensure_dagster_home() -> Path:
     """Use DAGSTER_HOME, or `./.dagster_home`, so `dagster dev` later shows the same runs."""
-    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():  # a new instance: no telemetry (this machine may be offline)

@@ -52,9 +52,8 @@ def generation_prompt(instructions: Sequence[str]) -> str:
     return "".join(lines)
 
 
-def generation_stop_sequences(num_examples: int, last_item: int = 16) -> tuple[str, ...]:
+def generation_stop_sequences(last_item: int = 16) -> tuple[str, ...]:
     """Stop at a blank line or when the model reaches item 16 (the paper's list length)."""
-    del num_examples
     return ("\n\n", f"\n{last_item}.", f"{last_item}.")
 
 

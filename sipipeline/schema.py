@@ -95,10 +95,6 @@ def pool_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     return frame(filled, POOL_SCHEMA)
 
 
-def empty_pool() -> pd.DataFrame:
-    return frame([], POOL_SCHEMA)
-
-
 SCHEMAS: dict[str, pa.Schema] = {
     "seed_pool": POOL_SCHEMA,
     "filtered_tasks": POOL_SCHEMA,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sipipeline.schema import empty_pool, pool_frame
+from sipipeline.schema import pool_frame
 
 
 class SeedFileError(ValueError):
@@ -96,4 +96,4 @@ def load_seed_tasks(path: str | os.PathLike) -> pd.DataFrame:
             })
     if not rows:
         raise SeedFileError(path, None, "no seed tasks in file")
-    return pool_frame(rows) if rows else empty_pool()
+    return pool_frame(rows)

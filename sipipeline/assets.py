@@ -33,6 +33,15 @@ LLM_POOL = "llm_api"
 LLM_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL,
                            jitter=dg.Jitter.PLUS_MINUS)
 
+#: Shared by the assets that call the model: one concurrency pool across runs, step retries.
+MODEL_CALLING = {
+    "partitions_def": bootstrap_rounds,
+    "group_name": GROUP,
+    "pool": LLM_POOL,
+    "retry_policy": LLM_RETRY,
+    "kinds": {"parquet", "openai"},
+}
+
 round_handoff = dg.AssetSpec(
     "round_handoff",
     partitions_def=bootstrap_rounds,
@@ -135,11 +144,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
 
 
 @dg.asset(
-    partitions_def=bootstrap_rounds,
-    group_name=GROUP,
-    pool=LLM_POOL,
-    retry_policy=LLM_RETRY,
-    kinds={"parquet", "openai"},
+    **MODEL_CALLING,
     description="Every instruction the model proposed this round, kept or not, with the reason "
                 "it was rejected (heuristics, ROUGE-L > threshold) and its lineage.",
 )
@@ -174,11 +179,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
 
 
 @dg.asset(
-    partitions_def=bootstrap_rounds,
-    group_name=GROUP,
-    pool=LLM_POOL,
-    retry_policy=LLM_RETRY,
-    kinds={"parquet", "openai"},
+    **MODEL_CALLING,
     description="Whether each accepted instruction is a classification task (few-shot, "
                 "12 Yes / 19 No examples from the seed tasks).",
 )
@@ -206,11 +207,7 @@ def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
 
 
 @dg.asset(
-    partitions_def=bootstrap_rounds,
-    group_name=GROUP,
-    pool=LLM_POOL,
-    retry_policy=LLM_RETRY,
-    kinds={"parquet", "openai"},
+    **MODEL_CALLING,
     description="Instances for each accepted task: input-first for ordinary tasks, output-first "
                 "(class label, then input) for classification tasks; every parsed instance with "
                 "the reason it was dropped.",

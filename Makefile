@@ -31,8 +31,7 @@ lint: $(STAMP)
 
 ## The Dagster UI on the same instance `make run` uses.
 ui: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/sipipeline ui --port $(PORT)
 
 bench: $(STAMP)
 	$(PY) benchmarks/novelty_filter.py

@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sipipeline.export_cli import add_export_parser
-from sipipeline.paths import dagster_home
+from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
+
+#: A new instance: no telemetry (the machine may be offline), and one round run at a time.
+INSTANCE_SETTINGS = f"""\
+telemetry:
+  enabled: false
+run_queue:
+  tag_concurrency_limits:
+    - key: "{ROUND_SLOT_TAG}"
+      limit: 1
+"""
 
 
 def _ensure_dagster_home() -> Path:
@@ -18,8 +28,8 @@ def _ensure_dagster_home() -> Path:
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
-    if not settings.exists():  # a new instance: no telemetry (this machine may be offline)
-        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    if not settings.exists():
+        settings.write_text(INSTANCE_SETTINGS, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -77,6 +87,16 @@ def run_rounds(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_ui(args: argparse.Namespace) -> int:
+    """`dagster dev` on the instance `sipipeline run` uses, so its rounds show up."""
+    _ensure_dagster_home()
+    workspace = PACKAGE_DIR.parent / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "sipipeline.definitions"]
+    command = ["dagster", "dev", *target, "-h", args.host, "-p", str(args.port)]
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sipipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO",
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="console log level")
     run.set_defaults(handler=run_rounds)
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the same instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=open_ui)
     add_export_parser(sub)
     return parser
 

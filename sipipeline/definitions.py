@@ -7,7 +7,7 @@ from sipipeline.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from sipipeline.checks import ROUND_CHECKS
 from sipipeline.io import ParquetIOManager
 from sipipeline.llm_resource import llm_resource_from_env
-from sipipeline.paths import storage_base
+from sipipeline.paths import ROUND_SLOT_TAG, storage_base
 from sipipeline.resources import RoundStore
 
 ROUND_ASSETS = [
@@ -23,6 +23,9 @@ bootstrap_round_job = dg.define_asset_job(
     "bootstrap_round_job",
     selection=dg.AssetSelection.assets(*ROUND_ASSETS),
     description="One Self-Instruct bootstrap round: generate, classify, make instances, filter.",
+    # The instance's run queue admits one run with this tag at a time (see cli.INSTANCE_SETTINGS),
+    # so rounds launched by hand, the sensor or the schedule never overlap.
+    tags={ROUND_SLOT_TAG: "bootstrap"},
 )
 
 defs = dg.Definitions(

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 STORAGE_ENV = "SIPIPELINE_STORAGE"
+ROUND_SLOT_TAG = "sipipeline/round_slot"
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SEED_FILE = PACKAGE_DIR.parent / "data" / "seed_tasks.jsonl"
 

@@ -6,6 +6,7 @@ import sys
 
 import dagster as dg
 
+from sipipeline.paths import ROUND_SLOT_TAG
 from sipipeline_tests.fake_model import respond
 from sipipeline_tests.fake_openai_server import FakeOpenAIServer
 
@@ -34,6 +35,10 @@ def test_run_materializes_the_next_rounds_on_the_persistent_instance(tmp_path):
         assert len(runs) == 3 and all(r.is_success for r in runs)
         assert {r.tags.get("dagster/partition") for r in runs} == {
             "round_001", "round_002", "round_003"}
+        assert all(r.tags.get(ROUND_SLOT_TAG) == "bootstrap" for r in runs)
+        # The instance the CLI set up admits one round run at a time from its queue.
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        assert {"key": ROUND_SLOT_TAG, "limit": 1} in limits
         record = instance.get_latest_materialization_event(dg.AssetKey("filtered_tasks"))
         assert record is not None
 

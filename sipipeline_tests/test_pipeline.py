@@ -128,6 +128,12 @@ def test_metadata_shows_counts_schema_preview_and_funnel(pipeline):
     rejected = sum(v.value for k, v in generated.items() if k.startswith("funnel/rejected_"))
     assert rejected + generated["funnel/accepted"].value == generated["dagster/row_count"].value
     assert generated["funnel/requests"].value == 3
+    # Token accounting per asset: what this round's requests cost.
+    assert generated["llm/requests"].value == 3
+    assert generated["llm/prompt_tokens"].value > 0 and generated["llm/completion_tokens"].value > 0
+    assert generated["llm/model"].value == "fake-model"
+    assert events["instances"]["llm/requests"].value == events["classification_labels"][
+        "dagster/row_count"].value
     assert events["filtered_tasks"]["pool_size"].value > 175
 
 

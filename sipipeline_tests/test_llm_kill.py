@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from sipipeline.llm import CompletionRequest, ModelClient, ModelClientConfig, SamplingParams
 from sipipeline_tests.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.kill_helpers import journaled_samples, kill_when
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ANSWERED_BEFORE_KILL = 12
@@ -48,16 +46,6 @@ CHILD = textwrap.dedent(
 ).format(in_flight=IN_FLIGHT)
 
 
-def journaled_samples(journal: Path) -> int:
-    if not journal.exists():
-        return 0
-    try:
-        with sqlite3.connect(journal, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
-    except sqlite3.OperationalError:  # table not created yet
-        return 0
-
-
 def run_batch(server: FakeOpenAIServer, journal: Path) -> list[list[str]]:
     config = ModelClientConfig(base_url=server.base_url, model="fake-model",
                                journal_path=str(journal), api_key="none",
@@ -78,22 +66,8 @@ def test_sigkill_mid_batch_then_rerun_sends_each_request_once(tmp_path: Path) ->
             [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
         child = subprocess.Popen([sys.executable, "-c", CHILD, server.base_url, str(journal)],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 60
-            while (journaled_samples(journal) < 2 * ANSWERED_BEFORE_KILL
-                   or server.held_count() < IN_FLIGHT):
-                assert child.poll() is None, child.stderr.read().decode()
-                assert time.monotonic() < deadline, "the child made no progress"
-                time.sleep(0.02)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            child.stdout.close()
-            child.stderr.close()
-        assert child.returncode == -signal.SIGKILL
+        kill_when(child, lambda: (journaled_samples(journal) >= 2 * ANSWERED_BEFORE_KILL
+                                  and server.held_count() >= IN_FLIGHT), timeout_s=60)
         assert journaled_samples(journal) == 2 * ANSWERED_BEFORE_KILL
         server.release_held()  # held requests now find their client gone: not delivered
         assert server.wait_idle()

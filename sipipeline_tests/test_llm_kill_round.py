@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from sipipeline_tests.fake_model import respond
 from sipipeline_tests.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.kill_helpers import journaled_samples, kill_when
 
 NUM_PROMPTS = 8
 ANSWERED_BEFORE_KILL = 3
@@ -41,14 +39,7 @@ def run_command(root: Path) -> list[str]:
 
 
 def journaled(root: Path) -> int:
-    journal = root / "storage" / "journal" / "llm_journal.sqlite"
-    if not journal.exists():
-        return 0
-    try:
-        with sqlite3.connect(journal, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return journaled_samples(root / "storage" / "journal" / "llm_journal.sqlite")
 
 
 def round_tables(root: Path) -> dict[str, pd.DataFrame]:
@@ -68,21 +59,9 @@ def test_killed_round_resumes_without_paying_twice(tmp_path: Path) -> None:
         child = subprocess.Popen(run_command(killed_root), env=cli_env(killed_root, server),
                                  cwd=killed_root, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 120
-            while (journaled(killed_root) < ANSWERED_BEFORE_KILL
-                   or server.held_count() < NUM_PROMPTS - ANSWERED_BEFORE_KILL):
-                assert child.poll() is None, child.stderr.read().decode()[-3000:]
-                assert time.monotonic() < deadline, "the round made no progress"
-                time.sleep(0.05)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            child.stderr.close()
-        assert child.returncode == -signal.SIGKILL
+        kill_when(child, lambda: (journaled(killed_root) >= ANSWERED_BEFORE_KILL
+                                  and server.held_count() >= NUM_PROMPTS - ANSWERED_BEFORE_KILL),
+                  timeout_s=120)
         server.release_held()
         assert server.wait_idle()
         assert len(server.paid_log()) == ANSWERED_BEFORE_KILL

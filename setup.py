@@ -45,5 +45,7 @@ setup(
             "ruff>=0.6",
         ],
     },
+    # The 175 seed tasks travel with a non-editable install (paths.DEFAULT_SEED_FILE finds them).
+    data_files=[("share/sipipeline", ["data/seed_tasks.jsonl", "data/SOURCES.md"])],
     entry_points={"console_scripts": ["sipipeline=sipipeline.cli:main"]},
 )

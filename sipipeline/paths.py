@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 STORAGE_ENV = "SIPIPELINE_STORAGE"
 ROUND_SLOT_TAG = "sipipeline/round_slot"
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_SEED_FILE = PACKAGE_DIR.parent / "data" / "seed_tasks.jsonl"
+SEED_FILE_NAME = "seed_tasks.jsonl"
+
+
+def _default_seed_file() -> Path:
+    """The repository's `data/` in a checkout; the installed copy (setup.py data_files) else."""
+    in_checkout = PACKAGE_DIR.parent / "data" / SEED_FILE_NAME
+    installed = Path(sys.prefix) / "share" / "sipipeline" / SEED_FILE_NAME
+    return in_checkout if in_checkout.is_file() or not installed.is_file() else installed
+
+
+DEFAULT_SEED_FILE = _default_seed_file()
 
 
 def dagster_home() -> Path:

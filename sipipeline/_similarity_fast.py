@@ -256,6 +256,35 @@ def _popcount(x):  # noqa: ANN001, ANN202 - compiled by numba
     return (x * _H01) >> _S56
 
 
+def _multiword_step(vector, pattern, words, local, local_start, local_positions):  # noqa: ANN001, ANN202
+    """Advance the multi-word bit-parallel LCS (Hyyrö) by one item token (texts > 64 tokens)."""
+    for w in range(words):
+        pattern[w] = 0
+    for p in range(local_start[local], local_start[local + 1]):
+        bit = local_positions[p]
+        pattern[bit >> 6] |= _ONE << np.uint64(bit & 63)
+    carry = np.uint64(0)
+    for w in range(words):
+        old = vector[w]
+        u = old & pattern[w]
+        total = old + u
+        overflow = total < old
+        total2 = total + carry
+        carry = np.uint64(1) if (overflow or total2 < total) else np.uint64(0)
+        vector[w] = total2 | (old - u)
+
+
+def _multiword_lcs(vector, words, n):  # noqa: ANN001, ANN202
+    """The LCS length held by a multi-word vector over a candidate of n tokens."""
+    lcs = 0
+    for w in range(words):
+        bits = ~vector[w]
+        if w == words - 1 and (n & 63) != 0:
+            bits &= _ALL_ONES >> np.uint64(64 - (n & 63))
+        lcs += np.int64(_popcount(bits))
+    return lcs
+
+
 def _decide_kernel(  # noqa: ANN001, ANN202, PLR0912, PLR0915 - compiled by numba
     num_pool, threshold, lengths, offsets, codes, ranks, prefix, required, postings_start
 ):
@@ -404,28 +433,10 @@ def _decide_kernel(  # noqa: ANN001, ANN202, PLR0912, PLR0915 - compiled by numb
                                 if misses_allowed < 0:
                                     break
                                 continue
-                            for w in range(words):
-                                pattern[w] = 0
-                            for p in range(local_start[local], local_start[local + 1]):
-                                bit = local_positions[p]
-                                pattern[bit >> 6] |= _ONE << np.uint64(bit & 63)
-                            carry = np.uint64(0)
-                            for w in range(words):
-                                old = vector[w]
-                                u = old & pattern[w]
-                                total = old + u
-                                overflow = total < old
-                                total2 = total + carry
-                                carry = np.uint64(1) if (overflow or total2 < total) else (
-                                    np.uint64(0)
-                                )
-                                vector[w] = total2 | (old - u)
+                            _multiword_step(vector, pattern, words, local, local_start,
+                                            local_positions)
                         if misses_allowed >= 0:
-                            for w in range(words):
-                                bits = ~vector[w]
-                                if w == words - 1 and (n & 63) != 0:
-                                    bits &= _ALL_ONES >> np.uint64(64 - (n & 63))
-                                lcs += np.int64(_popcount(bits))
+                            lcs = _multiword_lcs(vector, words, n)
                     if lcs >= needed:
                         precision = lcs / m
                         recall = lcs / n
@@ -580,26 +591,9 @@ def _metadata_kernel(  # noqa: ANN001, ANN202, PLR0912, PLR0915 - compiled by nu
                         local = local_of_code[codes[item_start + position]]
                         if local < 0:
                             continue
-                        for w in range(words):
-                            pattern[w] = 0
-                        for p in range(local_start[local], local_start[local + 1]):
-                            bit = local_positions[p]
-                            pattern[bit >> 6] |= _ONE << np.uint64(bit & 63)
-                        carry = np.uint64(0)
-                        for w in range(words):
-                            old = long_vector[w]
-                            u = old & pattern[w]
-                            sum1 = old + u
-                            overflow = sum1 < old
-                            sum2 = sum1 + carry
-                            carry = np.uint64(1) if (overflow or sum2 < sum1) else np.uint64(0)
-                            long_vector[w] = sum2 | (old - u)
-                    lcs = 0
-                    for w in range(words):
-                        bits = ~long_vector[w]
-                        if w == words - 1 and (n & 63) != 0:
-                            bits &= _ALL_ONES >> np.uint64(64 - (n & 63))
-                        lcs += np.int64(_popcount(bits))
+                        _multiword_step(long_vector, pattern, words, local, local_start,
+                                        local_positions)
+                    lcs = _multiword_lcs(long_vector, words, n)
                     if lcs > 0:
                         precision = lcs / m
                         recall = lcs / n
@@ -632,6 +626,8 @@ def _metadata_kernel(  # noqa: ANN001, ANN202, PLR0912, PLR0915 - compiled by nu
 
 if numba is not None:
     _popcount = numba.njit(cache=True, inline="always")(_popcount)
+    _multiword_step = numba.njit(cache=True, inline="always")(_multiword_step)
+    _multiword_lcs = numba.njit(cache=True, inline="always")(_multiword_lcs)
     _compiled_kernel = numba.njit(cache=True)(_decide_kernel)
     _insert_top = numba.njit(cache=True)(_insert_top)
     _compiled_metadata = numba.njit(cache=True, parallel=True)(_metadata_kernel)

@@ -29,6 +29,10 @@ QUALIFIERS = ["for a curious child", "in three sentences", "using simple words",
               "step by step", "with pros and cons", "for beginners"]
 
 
+HEADERS = (prompts.GENERATION_HEADER, prompts.CLASSIFICATION_HEADER,
+           prompts.OUTPUT_FIRST_HEADER, prompts.INPUT_FIRST_HEADER)
+
+
 def _rng(prompt: str, sample_index: int) -> random.Random:
     digest = hashlib.sha256(f"{sample_index}|{prompt}".encode()).hexdigest()
     return random.Random(int(digest[:16], 16))
@@ -53,7 +57,12 @@ def _last_task(prompt: str) -> str:
 
 
 def respond(prompt: str, body: dict, sample_index: int) -> tuple[str, str]:
-    """The fake model: (text, finish_reason) for a completion prompt."""
+    """The fake model: (text, finish_reason) for a completion prompt.
+
+    A chat request arrives as a system message followed by the prompt; answer the prompt.
+    """
+    starts = [prompt.find(header) for header in HEADERS if header in prompt]
+    prompt = prompt[min(starts):] if starts else prompt
     rng = _rng(prompt, sample_index)
     if prompt.startswith(prompts.GENERATION_HEADER):
         shown = _in_context_instructions(prompt)

@@ -203,3 +203,13 @@ def test_bad_credentials_fail_the_round_once_without_retries(tmp_path):
         # At most the requests already in flight when the first 401 came back, none resent.
         prompts_sent = [entry["body"]["prompt"] for entry in server.completion_log()]
         assert 1 <= len(prompts_sent) <= 3 and len(set(prompts_sent)) == len(prompts_sent)
+
+
+def test_a_round_runs_against_a_chat_model_through_the_same_assets(tmp_path, server):
+    pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
+    pipeline.resources["llm"] = LLMResource(base_url=server.base_url, api_key="test-key",
+                                            model="fake-model", api="chat")
+    assert pipeline.run_round(1).success
+    assert {e["path"] for e in server.completion_log()} == {"/v1/chat/completions"}
+    pool = pipeline.read("filtered_tasks", 1)
+    assert (pool["origin"] == "machine").sum() > 0

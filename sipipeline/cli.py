@@ -84,6 +84,10 @@ def run_rounds(args: argparse.Namespace) -> int:
         added = int((pool["round"] == round_number(key)).sum())
         print(f"sipipeline: {key} done (run {result.run_id}): {added} new tasks, "
               f"pool {len(pool)} tasks", flush=True)
+        report = store.local_dir(f"reports/{key}") / "report.html"
+        if report.is_file():
+            print(f"sipipeline: report {report}", flush=True)
+    print("sipipeline: see the rounds, lineage and metadata with `make ui` (dagster dev)")
     return 0
 
 

@@ -119,12 +119,13 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
                 "task_id": None,
             })
     survivors = [row for row in rows if row["status"] == "accepted"]
-    survivor_ids = [machine_task_id(row["instruction"]) for row in survivors]
+    survivor_texts = [row["instruction"] for row in survivors]
+    survivor_ids = [machine_task_id(text) for text in survivor_texts]
+    pool_texts = list(pool["instruction"])
+    decisions = novelty_filter(survivor_texts, pool_texts, threshold=threshold, top_k=top_k)
     # `most_similar` indexes the pool, then (from len(pool) on) candidates by input position.
     comparison_ids = list(pool["task_id"]) + survivor_ids
-    comparison_texts = list(pool["instruction"]) + [row["instruction"] for row in survivors]
-    decisions = novelty_filter(comparison_texts[len(pool):], comparison_texts[:len(pool)],
-                               threshold=threshold, top_k=top_k)
+    comparison_texts = pool_texts + survivor_texts
     for row, task_id, decision in zip(survivors, survivor_ids,
                                       decisions.itertuples(index=False), strict=True):
         row["max_rouge_l"] = float(decision.max_rouge_l)

@@ -19,7 +19,6 @@ Definitions (the paper's, Wang et al. 2023, Table 1 and Figures 2–4):
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sipipeline import verbs
+from sipipeline.similarity import max_rouge_l_to
 
 TABLE_COLUMNS = ["scope", "metric", "value"]
 ROUND, CUMULATIVE, SEEDS = "round", "cumulative", "seeds"
@@ -62,7 +62,6 @@ PAPER_FIGURES: dict[str, float] = {
     "instructions_with_verb_noun": 26559,
 }
 
-_TOKEN_RE = re.compile(r"[a-z0-9]+")
 
 
 @dataclass
@@ -168,42 +167,6 @@ def funnel_metrics(generated: pd.DataFrame | None) -> dict[str, float]:
     return metrics
 
 
-def _rouge_token_ids(texts: Iterable[str], vocabulary: dict[str, int]) -> list[list[int]]:
-    return [[vocabulary.setdefault(token, len(vocabulary))
-             for token in _TOKEN_RE.findall(str(text).lower())] for text in texts]
-
-
-def rouge_l_to_nearest_seed(instructions: Sequence[str],
-                            seed_instructions: Sequence[str]) -> np.ndarray:
-    """Highest ROUGE-L F-measure of each instruction against the seed instructions.
-
-    Same tokens and float expression as rouge-score 0.1.2 (`scorer.score(instruction, seed)`:
-    precision = L/len(seed), recall = L/len(instruction), F = 2·p·r/(p+r), 0 for an empty
-    side); LCS lengths come from rapidfuzz on integer token ids, so a whole dataset against the
-    175 seeds takes seconds rather than the minutes rouge-score would need.
-    """
-    if not len(instructions):
-        return np.zeros(0, dtype=np.float64)
-    if not len(seed_instructions):
-        return np.full(len(instructions), np.nan)
-    from rapidfuzz import process
-    from rapidfuzz.distance import LCSseq
-
-    vocabulary: dict[str, int] = {}
-    seeds = _rouge_token_ids(seed_instructions, vocabulary)
-    queries = _rouge_token_ids(instructions, vocabulary)
-    lcs = process.cdist(queries, seeds, scorer=LCSseq.similarity, dtype=np.int32, workers=1)
-    lcs = lcs.astype(np.float64)
-    query_len = np.array([len(q) for q in queries], dtype=np.float64)[:, None]
-    seed_len = np.array([len(s) for s in seeds], dtype=np.float64)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(seed_len > 0, lcs / seed_len, 0.0)
-        recall = np.where(query_len > 0, lcs / query_len, 0.0)
-        total = precision + recall
-        fmeasure = np.where(total > 0, 2 * precision * recall / total, 0.0)
-    return fmeasure.max(axis=1)
-
-
 def rouge_metrics(scores: Sequence[float]) -> dict[str, float]:
     """Mean, median and a 20-bin histogram (0.05 wide) of nearest-seed ROUGE-L scores."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -298,7 +261,7 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
     if generated is not None and len(generated) and "round" in generated.columns:
         generated = generated[generated["round"].astype(int) == round_number]
 
-    scores = rouge_l_to_nearest_seed(machine["instruction"].astype(str).tolist(),
+    scores = max_rouge_l_to(machine["instruction"].astype(str).tolist(),
                                      seeds["instruction"].astype(str).tolist())
     rouge_frame = pd.DataFrame({"task_id": machine["task_id"].to_numpy(),
                                 "round": machine["round"].astype(int).to_numpy(),

@@ -16,7 +16,7 @@ from rouge_score import rouge_scorer
 from sipipeline import _similarity_fast
 from sipipeline._similarity_reference import reference_novelty_filter, reference_tokens
 from sipipeline.paths import DEFAULT_SEED_FILE
-from sipipeline.similarity import novelty_filter, rouge_l_fmeasure, rouge_tokens
+from sipipeline.similarity import max_rouge_l_to, novelty_filter, rouge_l_fmeasure, rouge_tokens
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -262,3 +262,15 @@ def test_seed_tasks_with_near_duplicates_match_reference(loop, threshold: float)
     with decision_loop(loop):
         actual = novelty_filter(candidates, pool, threshold)
     assert_same_result(actual, expected)
+
+
+def test_max_rouge_l_to_fixed_references_matches_rouge_score():
+    seeds = ["Write a poem about the ocean.", "Give me a list of three red fruits.",
+             "Naïve café ﬁle: 3.14 don't", "", "一二三"]
+    candidates = ["Write a short poem about the sea and the ocean.", "three fruits, red",
+                  "A list of fruits; give me three!", "café 3 14 dont", "一二三", "",
+                  "Write a poem about the ocean.", "ocean the about poem a write"]
+    got = max_rouge_l_to(candidates, seeds)
+    for candidate, value in zip(candidates, got, strict=True):
+        expected = max(SCORER.score(candidate, seed)["rougeL"].fmeasure for seed in seeds)
+        assert value == expected, candidate

@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from rouge_score import rouge_scorer
 
 from sipipeline import verbs
 from sipipeline.paths import DEFAULT_SEED_FILE
@@ -23,7 +22,6 @@ from sipipeline.stats import (
     SEEDS,
     compute_dataset_stats,
     compute_seed_stats,
-    rouge_l_to_nearest_seed,
 )
 
 SEEDS_TEXT = [
@@ -185,19 +183,6 @@ def test_nearest_seed_rouge_is_the_exact_seed_that_matches(two_rounds):
     bins = stats.table[(stats.table["scope"] == ROUND)
                        & stats.table["metric"].str.startswith("rouge_l_to_seed_hist/")]
     assert len(bins) == 20 and bins["value"].sum() == 3
-
-
-def test_rouge_to_nearest_seed_matches_rouge_score():
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    seeds = ["Write a poem about the ocean.", "Give me a list of three red fruits.",
-             "Naïve café ﬁle: 3.14 don't", "", "一二三"]
-    candidates = ["Write a short poem about the sea and the ocean.", "three fruits, red",
-                  "A list of fruits; give me three!", "café 3 14 dont", "一二三", "",
-                  "Write a poem about the ocean.", "ocean the about poem a write"]
-    got = rouge_l_to_nearest_seed(candidates, seeds)
-    for candidate, value in zip(candidates, got, strict=True):
-        expected = max(scorer.score(candidate, seed)["rougeL"].fmeasure for seed in seeds)
-        assert value == expected, candidate
 
 
 def test_verb_noun_pairs_and_top_table():

@@ -274,6 +274,19 @@ def _multiword_step(vector, pattern, words, local, local_start, local_positions)
         vector[w] = total2 | (old - u)
 
 
+def _fill_local_positions(codes, start, n, num_local, local_of_code, local_count, local_start,  # noqa: ANN001, ANN202, E501
+                          local_positions):
+    """Group the candidate's positions by local token id (counts in, offsets and lists out)."""
+    local_start[0] = 0
+    for local in range(num_local):
+        local_start[local + 1] = local_start[local] + local_count[local]
+        local_count[local] = 0
+    for position in range(n):
+        local = local_of_code[codes[start + position]]
+        local_positions[local_start[local] + local_count[local]] = position
+        local_count[local] += 1
+
+
 def _multiword_lcs(vector, words, n):  # noqa: ANN001, ANN202
     """The LCS length held by a multi-word vector over a candidate of n tokens."""
     lcs = 0
@@ -371,14 +384,8 @@ def _decide_kernel(  # noqa: ANN001, ANN202, PLR0912, PLR0915 - compiled by numb
                     local_count[local] += 1
                     if n <= 64:
                         single_word_mask[local] |= _ONE << np.uint64(position)
-                local_start[0] = 0
-                for local in range(num_local):
-                    local_start[local + 1] = local_start[local] + local_count[local]
-                    local_count[local] = 0
-                for position in range(n):
-                    local = local_of_code[codes[start + position]]
-                    local_positions[local_start[local] + local_count[local]] = position
-                    local_count[local] += 1
+                _fill_local_positions(codes, start, n, num_local, local_of_code, local_count,
+                                      local_start, local_positions)
                 words = (n + 63) // 64
                 for v_index in range(num_viable):
                     item = viable[v_index]
@@ -569,14 +576,8 @@ def _metadata_kernel(  # noqa: ANN001, ANN202, PLR0912, PLR0915 - compiled by nu
                         local_count[num_local] = 0
                         num_local += 1
                     local_count[local_of_code[code]] += 1
-                local_start[0] = 0
-                for local in range(num_local):
-                    local_start[local + 1] = local_start[local] + local_count[local]
-                    local_count[local] = 0
-                for position in range(n):
-                    local = local_of_code[codes[start + position]]
-                    local_positions[local_start[local] + local_count[local]] = position
-                    local_count[local] += 1
+                _fill_local_positions(codes, start, n, num_local, local_of_code, local_count,
+                                      local_start, local_positions)
                 words = (n + 63) // 64
                 for index in range(long_items.shape[0]):
                     item = long_items[index]
@@ -628,6 +629,7 @@ if numba is not None:
     _popcount = numba.njit(cache=True, inline="always")(_popcount)
     _multiword_step = numba.njit(cache=True, inline="always")(_multiword_step)
     _multiword_lcs = numba.njit(cache=True, inline="always")(_multiword_lcs)
+    _fill_local_positions = numba.njit(cache=True, inline="always")(_fill_local_positions)
     _compiled_kernel = numba.njit(cache=True)(_decide_kernel)
     _insert_top = numba.njit(cache=True)(_insert_top)
     _compiled_metadata = numba.njit(cache=True, parallel=True)(_metadata_kernel)

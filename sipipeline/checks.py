@@ -30,7 +30,7 @@ from rouge_score import rouge_scorer, tokenizers
 
 from sipipeline.config import GenerationConfig
 from sipipeline.partitions import bootstrap_rounds, round_number
-from sipipeline.schema import POOL_SCHEMA
+from sipipeline.schema import POOL_SCHEMA, is_missing
 
 PARSE_FAILURE_REASONS = ("unparseable", "truncated")
 """Reject reasons of `generated_instructions` that mean the model's answer could not be used."""
@@ -159,7 +159,7 @@ def check_pool_schema(pool: pd.DataFrame, schema: pa.Schema = POOL_SCHEMA) -> Ch
     for field in schema:
         if field.name in missing:
             continue
-        values = [None if _is_missing(value) else value for value in pool[field.name].tolist()]
+        values = [None if is_missing(value) else value for value in pool[field.name].tolist()]
         try:
             pa.array(values, type=field.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
@@ -177,10 +177,6 @@ def check_pool_schema(pool: pd.DataFrame, schema: pa.Schema = POOL_SCHEMA) -> Ch
         "null_key_values": null_keys,
         "duplicate_task_ids": duplicate_ids,
     })
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def _valid_instance(instance: object) -> bool:
@@ -208,7 +204,7 @@ def check_accepted_tasks_have_instances(pool: pd.DataFrame) -> CheckOutcome:
 
 
 def _as_list(value: object) -> list:
-    if value is None or (isinstance(value, float) and value != value):
+    if is_missing(value):
         return []
     return list(value)  # type: ignore[call-overload]
 

@@ -115,14 +115,15 @@ def to_arrow(df: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
     for field in schema:
         values = df[field.name].tolist()
         columns[field.name] = pa.array(
-            [None if _is_missing(v) and not pa.types.is_floating(field.type) else v
+            [None if is_missing(v) and not pa.types.is_floating(field.type) else v
              for v in values],
             type=field.type, from_pandas=True,
         )
     return pa.table(columns, schema=schema)
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """None or NaN: how a missing value arrives from pandas."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

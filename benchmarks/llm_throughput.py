@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import aiohttp  # noqa: E402
 import openai  # noqa: E402
 
-from sipipeline.llm import (  # noqa: E402
+from sipipeline.model.client import (  # noqa: E402
     CompletionRequest,
     ModelClient,
     ModelClientConfig,
@@ -44,7 +44,7 @@ PARAMS = SamplingParams(max_tokens=64, temperature=0.7, top_p=0.5, stop=("\n\n",
 
 def start_fake_server(latency_s: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sipipeline_tests.fake_openai_server", "--latency",
+        [sys.executable, "-m", "sipipeline_tests.support.fake_openai_server", "--latency",
          str(latency_s)],
         cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     base_url = process.stdout.readline().strip()

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from sipipeline import _similarity_fast  # noqa: E402
-from sipipeline._similarity_reference import (  # noqa: E402
+from sipipeline.paths import DEFAULT_SEED_FILE  # noqa: E402
+from sipipeline.similarity import novelty_filter  # noqa: E402
+from sipipeline.similarity.oracle import (  # noqa: E402
     reference_novelty_filter,
     reference_tokens,
 )
-from sipipeline.paths import DEFAULT_SEED_FILE  # noqa: E402
-from sipipeline.similarity import novelty_filter  # noqa: E402
 
 _START, _END = "<s>", "</s>"
 

@@ -59,9 +59,9 @@ def run_rounds(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     from sipipeline.definitions import bootstrap_round_job, defs
-    from sipipeline.partitions import bootstrap_rounds, round_key, round_number
+    from sipipeline.defs.partitions import bootstrap_rounds, round_key, round_number
+    from sipipeline.defs.round_store import RoundStore
     from sipipeline.paths import storage_base
-    from sipipeline.resources import RoundStore
 
     store = RoundStore(base_path=storage_base())
     instance = dg.DagsterInstance.get()

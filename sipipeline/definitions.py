@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from sipipeline import assets
-from sipipeline.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
-from sipipeline.checks import ROUND_CHECKS
-from sipipeline.io import ParquetIOManager
-from sipipeline.llm_resource import llm_resource_from_env
+from sipipeline.defs import assets
+from sipipeline.defs.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
+from sipipeline.defs.checks import ROUND_CHECKS
+from sipipeline.defs.resources import llm_resource_from_env
+from sipipeline.defs.round_store import RoundStore
+from sipipeline.defs.storage import ParquetIOManager
 from sipipeline.paths import ROUND_SLOT_TAG, storage_base
-from sipipeline.resources import RoundStore
 
 ROUND_ASSETS = [
     assets.seed_pool,

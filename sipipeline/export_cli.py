@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sipipeline.exports import FORMATS
+from sipipeline.reporting.exports import FORMATS
 
 EXPORT_CHOICES = ("all", *FORMATS)
 
@@ -34,7 +34,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def handle_export(args: argparse.Namespace) -> int:
     """Run an export from parsed arguments; 0 on success, 1 when there is nothing to export."""
-    from sipipeline.exports import export_dataset, read_latest_pool
+    from sipipeline.reporting.exports import export_dataset, read_latest_pool
 
     if not 0 <= args.validation_fraction < 1:
         print("sipipeline export: --validation-fraction must be in [0, 1)", file=sys.stderr)

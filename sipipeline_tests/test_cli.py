@@ -7,8 +7,8 @@ import sys
 import dagster as dg
 
 from sipipeline.paths import ROUND_SLOT_TAG
-from sipipeline_tests.fake_model import respond
-from sipipeline_tests.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.support.fake_model import respond
+from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 
 
 def _run_cli(tmp_path, server, *args):

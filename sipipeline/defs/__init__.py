@@ -1,0 +1,1 @@
+"""Everything Dagster: partitions, config, storage, resources, assets, checks, automation."""

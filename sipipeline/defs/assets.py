@@ -1,0 +1,354 @@
+"""The six round assets: thin wrappers that wire the method's functions to storage and the model."""
+
+
+import hashlib
+import json
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from sipipeline.defs.config import (
+    ClassificationConfig,
+    ExportConfig,
+    GenerationConfig,
+    InstanceConfig,
+    SeedPoolConfig,
+)
+from sipipeline.defs.partitions import (
+    bootstrap_rounds,
+    next_round_key,
+    previous_round_key,
+    round_number,
+)
+from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.round_store import MissingRoundError, RoundStore
+from sipipeline.method import prompts, rounds
+from sipipeline.method.schema import SCHEMAS, to_arrow
+from sipipeline.method.seeds import load_seed_tasks
+from sipipeline.model.client import CompletionRequest, ModelAccessError, ModelClient, SamplingParams
+
+GROUP = "self_instruct"
+LLM_POOL = "llm_api"
+LLM_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL,
+                           jitter=dg.Jitter.PLUS_MINUS)
+
+#: Shared by the assets that call the model: one concurrency pool across runs, step retries.
+MODEL_CALLING = {
+    "partitions_def": bootstrap_rounds,
+    "group_name": GROUP,
+    "pool": LLM_POOL,
+    "retry_policy": LLM_RETRY,
+    "kinds": {"parquet", "openai"},
+}
+
+round_handoff = dg.AssetSpec(
+    "round_handoff",
+    partitions_def=bootstrap_rounds,
+    group_name=GROUP,
+    description="The pool handed from round N−1 to round N. Observed (with a content-hash data "
+                "version) by `filtered_tasks` of the previous round, so re-running a round marks "
+                "the next round's `seed_pool` stale.",
+)
+
+
+def content_version(df: pd.DataFrame, asset_name: str) -> str:
+    """A data version from the stored content, so re-runs with new model output show as changed."""
+    table = to_arrow(df, SCHEMAS.get(asset_name))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:24]
+
+
+def _preview(df: pd.DataFrame, columns: list[str], rows: int = 10) -> str:
+    shown = df[columns].head(rows).copy()
+    for column in columns:
+        shown[column] = [
+            (str(v)[:117] + "…") if len(str(v)) > 120 else str(v) for v in shown[column]
+        ]
+    return shown.to_markdown(index=False) if not shown.empty else "_(no rows)_"
+
+
+def table_output(df: pd.DataFrame, asset_name: str, preview_columns: list[str],
+                 extra: dict | None = None) -> dg.Output:
+    """Output with row count, column schema, a preview and a content-hash data version."""
+    schema = SCHEMAS[asset_name]
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]),
+        "preview": dg.MetadataValue.md(_preview(df, preview_columns)),
+        **(extra or {}),
+    }
+    return dg.Output(df, metadata=metadata,
+                     data_version=dg.DataVersion(content_version(df, asset_name)))
+
+
+def _usage_metadata(client: ModelClient, purpose: str) -> dict:
+    usage = client.usage()
+    wanted = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+              "journal_hits", "cost_usd")
+    metadata = {}
+    for name in wanted:
+        value = usage.get(f"{purpose}.{name}", usage.get(name))
+        if value is not None:
+            metadata[f"llm/{name}"] = dg.MetadataValue.float(float(value))
+    metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
+    return metadata
+
+
+def _client(llm: LLMResource, store: RoundStore) -> ModelClient:
+    return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
+
+
+def _complete(client: ModelClient, requests: list[CompletionRequest],
+              purpose: str) -> list[rounds.ModelText]:
+    """Call the model; errors that a retry cannot fix (auth, budget) fail without retries."""
+    try:
+        completions = client.complete(requests, purpose=purpose)
+    except ModelAccessError as error:
+        raise dg.Failure(description=f"{purpose}: {error}",
+                         allow_retries=bool(getattr(error, "retryable", True))) from error
+    return _texts(completions)
+
+
+def _texts(completions: list[list]) -> list[rounds.ModelText]:
+    return [rounds.ModelText(c[0].text, c[0].finish_reason) for c in completions]
+
+
+@dg.asset(
+    partitions_def=bootstrap_rounds,
+    group_name=GROUP,
+    deps=[round_handoff],
+    kinds={"parquet"},
+    description="The task pool at the start of the round: the 175 human seed tasks in round 1, "
+                "the previous round's `filtered_tasks` after that.",
+)
+def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
+              round_store: RoundStore) -> dg.Output:
+    key = context.partition_key
+    previous = previous_round_key(key)
+    if previous is None:
+        pool = load_seed_tasks(config.seed_file)
+        source = config.seed_file
+    else:
+        pool = round_store.read("filtered_tasks", previous)
+        source = str(round_store.path("filtered_tasks", previous))
+    machine = int((pool["origin"] == "machine").sum())
+    return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
+        "source": dg.MetadataValue.text(source),
+        "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
+        "machine_tasks": dg.MetadataValue.int(machine),
+    })
+
+
+@dg.asset(
+    **MODEL_CALLING,
+    description="Every instruction the model proposed this round, kept or not, with the reason "
+                "it was rejected (heuristics, ROUGE-L > threshold) and its lineage.",
+)
+def generated_instructions(context: dg.AssetExecutionContext, config: GenerationConfig,
+                           seed_pool: pd.DataFrame, llm: LLMResource,
+                           round_store: RoundStore) -> dg.Output:
+    number = round_number(context.partition_key)
+    planned = rounds.plan_generation_prompts(
+        seed_pool, number, config.num_prompts, config.num_examples,
+        config.num_machine_examples, config.random_seed)
+    params = SamplingParams(
+        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
+        presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
+        stop=prompts.generation_stop_sequences())
+    client = _client(llm, round_store)
+    responses = _complete(
+        client,
+        [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed) for p in planned],
+        "generated_instructions")
+    generated = rounds.generated_candidates(
+        planned, responses, seed_pool, number, client.model_name,
+        config.similarity_threshold)
+    funnel = rounds.rejection_funnel(generated, len(planned))
+    context.log.info(f"{context.partition_key} funnel: {json.dumps(funnel)}")
+    extra = {f"funnel/{name}": dg.MetadataValue.int(count) for name, count in funnel.items()}
+    extra["funnel"] = dg.MetadataValue.md(
+        pd.DataFrame({"stage": list(funnel), "count": list(funnel.values())})
+        .to_markdown(index=False))
+    extra.update(_usage_metadata(client, "generated_instructions"))
+    return table_output(generated, "generated_instructions",
+                        ["status", "reject_reason", "max_rouge_l", "instruction"], extra)
+
+
+@dg.asset(
+    **MODEL_CALLING,
+    description="Whether each accepted instruction is a classification task (few-shot, "
+                "12 Yes / 19 No examples from the seed tasks).",
+)
+def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
+                          generated_instructions: pd.DataFrame, llm: LLMResource,
+                          round_store: RoundStore) -> dg.Output:
+    accepted = rounds.accepted_candidates(generated_instructions)
+    examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
+    texts = [prompts.classification_prompt(examples, i) for i in accepted["instruction"]]
+    params = SamplingParams(max_tokens=config.max_tokens, temperature=config.temperature,
+                            stop=prompts.CLASSIFICATION_STOP_SEQUENCES)
+    client = _client(llm, round_store)
+    responses = _complete(client, [CompletionRequest(t, params) for t in texts],
+                          "classification_labels")
+    labels = rounds.classification_frame(accepted, texts, responses, client.model_name)
+    extra = {"classification_tasks": dg.MetadataValue.int(int(labels["is_classification"].sum()))}
+    extra.update(_usage_metadata(client, "classification_labels"))
+    return table_output(labels, "classification_labels",
+                        ["task_id", "is_classification", "raw_answer", "instruction"], extra)
+
+
+def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
+    """The human seed tasks of a pool (few-shot examples come only from them)."""
+    return pool[pool["origin"] == "seed"].reset_index(drop=True)
+
+
+@dg.asset(
+    **MODEL_CALLING,
+    description="Instances for each accepted task: input-first for ordinary tasks, output-first "
+                "(class label, then input) for classification tasks; every parsed instance with "
+                "the reason it was dropped.",
+)
+def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
+              classification_labels: pd.DataFrame, llm: LLMResource,
+              round_store: RoundStore) -> dg.Output:
+    examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
+    requests, texts = [], []
+    for row in classification_labels.itertuples():
+        text = rounds.instance_prompt(examples, row.instruction, bool(row.is_classification))
+        max_tokens = (config.max_tokens_output_first if row.is_classification
+                      else config.max_tokens_input_first)
+        params = SamplingParams(max_tokens=max_tokens, temperature=config.temperature,
+                                top_p=config.top_p, presence_penalty=config.presence_penalty,
+                                stop=prompts.INSTANCE_STOP_SEQUENCES)
+        texts.append(text)
+        requests.append(CompletionRequest(text, params))
+    client = _client(llm, round_store)
+    responses = _complete(client, requests, "instances")
+    frame = rounds.instances_frame(classification_labels, texts, responses, client.model_name)
+    kept = frame[frame["status"] == "kept"]
+    reasons = frame["drop_reason"].dropna().value_counts()
+    extra = {
+        "kept_instances": dg.MetadataValue.int(len(kept)),
+        "tasks_with_instances": dg.MetadataValue.int(kept["task_id"].nunique()),
+        **{f"dropped/{r}": dg.MetadataValue.int(int(c)) for r, c in reasons.items()},
+    }
+    extra.update(_usage_metadata(client, "instances"))
+    return table_output(frame, "instances",
+                        ["task_id", "status", "drop_reason", "input", "output"], extra)
+
+
+@dg.asset(
+    partitions_def=bootstrap_rounds,
+    group_name=GROUP,
+    kinds={"parquet"},
+    description="The cumulative pool after the round: the starting pool plus this round's "
+                "accepted tasks that have at least one valid instance.",
+)
+def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
+                   generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
+                   instances: pd.DataFrame) -> dg.Output:
+    pool = rounds.next_pool(seed_pool, generated_instructions, classification_labels,
+                               instances)
+    version = content_version(pool, "filtered_tasks")
+    next_key = next_round_key(context.partition_key)
+    # Announce the hand-off so the next round exists and its seed_pool tracks this content.
+    context.instance.add_dynamic_partitions(bootstrap_rounds.name, [next_key])
+    context.log_event(dg.AssetObservation(
+        asset_key=round_handoff.key, partition=next_key,
+        metadata={"from_round": dg.MetadataValue.text(context.partition_key),
+                  "pool_size": dg.MetadataValue.int(len(pool))},
+        tags={"dagster/data_version": version},
+    ))
+    added = len(pool) - len(seed_pool)
+    return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
+        "pool_size": dg.MetadataValue.int(len(pool)),
+        "added_this_round": dg.MetadataValue.int(added),
+        "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == "machine").sum())),
+    })
+
+
+@dg.asset(
+    partitions_def=bootstrap_rounds,
+    group_name=GROUP,
+    kinds={"parquet", "html"},
+    description="Statistics of the round and of the dataset so far (the paper's figures): "
+                "funnel, classification share, instances per task, lengths, ROUGE-L to the "
+                "nearest seed, verb–noun diversity; PNG plots and an HTML report.",
+)
+def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFrame,
+                  generated_instructions: pd.DataFrame, round_store: RoundStore) -> dg.Output:
+    from sipipeline.reporting.render import render_round_report
+    from sipipeline.reporting.stats import compute_dataset_stats
+
+    key = context.partition_key
+    previous = previous_round_key(key)
+    previous_table = (round_store.read("dataset_stats", previous)
+                      if previous and round_store.exists("dataset_stats", previous) else None)
+    stats = compute_dataset_stats(filtered_tasks, generated_instructions, round_number(key),
+                                  previous_table)
+    files = render_round_report(stats, filtered_tasks, round_number(key),
+                                round_store.local_dir(f"reports/{key}"))
+    metadata: dict = {}
+    for name, value in stats.metadata.items():
+        if isinstance(value, bool):
+            metadata[f"stats/{name}"] = dg.MetadataValue.bool(value)
+        elif isinstance(value, int):
+            metadata[f"stats/{name}"] = dg.MetadataValue.int(value)
+        elif isinstance(value, float):
+            metadata[f"stats/{name}"] = dg.MetadataValue.float(value)
+        else:
+            metadata[f"stats/{name}"] = dg.MetadataValue.text(str(value))
+    metadata["summary"] = dg.MetadataValue.md(stats.markdown)
+    for name, path in files.items():
+        metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))
+    if "html" in files:
+        metadata["report"] = dg.MetadataValue.url(f"file://{files['html']}")
+    table = stats.table
+    return dg.Output(table, metadata={
+        "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
+
+
+@dg.asset(
+    deps=[filtered_tasks],
+    group_name="exports",
+    kinds={"json", "parquet"},
+    description="Fine-tuning files from the latest round's cumulative pool: instruction/input/"
+                "output JSONL, GPT-3-style prompt/completion JSONL, Alpaca JSON, OpenAI chat "
+                "JSONL and Parquet, with a dataset card and a reproducible train/validation split.",
+)
+def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
+                        round_store: RoundStore) -> dg.MaterializeResult:
+    from sipipeline.reporting.exports import export_dataset
+
+    done_rounds = round_store.rounds("filtered_tasks")
+    if not done_rounds:
+        raise MissingRoundError("no round has been materialized yet: nothing to export")
+    latest = done_rounds[-1]
+    pool = round_store.read("filtered_tasks", latest)
+    machine = pool[pool["origin"] == "machine"]
+    card_info = {
+        "rounds": len(done_rounds),
+        "latest_round": latest,
+        "model": ", ".join(sorted(set(machine["model"]))) or "none",
+        "parameters": {"include_seeds": config.include_seeds,
+                       "validation_fraction": config.validation_fraction,
+                       "split_seed": config.split_seed},
+    }
+    out_dir = round_store.local_dir("exports")
+    written = export_dataset(pool, out_dir, formats=config.formats,
+                             include_seeds=config.include_seeds,
+                             validation_fraction=config.validation_fraction,
+                             seed=config.split_seed, card_info=card_info)
+    context.log.info(f"exported {latest} ({len(pool)} tasks) to {out_dir}")
+    metadata = {
+        "source_round": dg.MetadataValue.text(latest),
+        "machine_tasks": dg.MetadataValue.int(len(machine)),
+        "out_dir": dg.MetadataValue.path(str(out_dir)),
+    }
+    for fmt, paths in written.items():
+        metadata[f"files/{fmt}"] = dg.MetadataValue.md("\n".join(f"- `{p}`" for p in paths))
+    return dg.MaterializeResult(metadata=metadata)

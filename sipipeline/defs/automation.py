@@ -1,0 +1,291 @@
+"""Rounds that run themselves: a next-round sensor and a cron schedule, both off by default.
+
+Both make the same decision (`decide_next_round`, plain Python): never while a round run is
+queued or running; otherwise the round after the latest one, but only once that round's last
+run succeeded (a failed blocking check fails the run, so a bad pool is never built on), and
+only until the pool reaches the target size or the maximum number of rounds has run.
+
+- `next_round_sensor` chains rounds: it adds the next `bootstrap_round` partition and requests
+  a run of `bootstrap_round_job` for it.
+- `round_schedule` does the same on a cron (nightly by default), for a fixed cadence. It stands
+  aside while the sensor is running, so the two never start rounds side by side.
+
+Settings come from the environment of the code location (read at every evaluation):
+`SIPIPELINE_MAX_ROUNDS` (default 10), `SIPIPELINE_TARGET_POOL_SIZE` (default: none), and, read
+when the definitions load, `SIPIPELINE_ROUND_CRON` (default `0 2 * * *`) and
+`SIPIPELINE_ROUND_CRON_TIMEZONE` (default `UTC`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+from sipipeline.defs.partitions import RoundKeyError, bootstrap_rounds, round_key, round_number
+
+ROUND_JOB_NAME = "bootstrap_round_job"
+SENSOR_NAME = "next_round_sensor"
+SCHEDULE_NAME = "round_schedule"
+PARTITION_TAG = "dagster/partition"
+STARTED_BY_TAG = "sipipeline/started_by"
+AFTER_RUN_TAG = "sipipeline/after_run"
+
+MAX_ROUNDS_ENV = "SIPIPELINE_MAX_ROUNDS"
+TARGET_POOL_SIZE_ENV = "SIPIPELINE_TARGET_POOL_SIZE"
+CRON_ENV = "SIPIPELINE_ROUND_CRON"
+CRON_TIMEZONE_ENV = "SIPIPELINE_ROUND_CRON_TIMEZONE"
+DEFAULT_MAX_ROUNDS = 10
+DEFAULT_CRON = "0 2 * * *"
+DEFAULT_CRON_TIMEZONE = "UTC"
+
+SUCCESS = "SUCCESS"
+NOT_FINISHED = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "SUSPENDED")
+RUN_HISTORY_LIMIT = 2000
+
+
+class AutomationSettingsError(ValueError):
+    """An automation setting in the environment is not a usable value."""
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """When automatic rounds stop: after `max_rounds`, or once the pool has `target_pool_size`."""
+
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    target_pool_size: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AutomationSettings:
+        environ = os.environ if environ is None else environ
+        return cls(
+            max_rounds=_positive_int(environ, MAX_ROUNDS_ENV, DEFAULT_MAX_ROUNDS),
+            target_pool_size=_positive_int(environ, TARGET_POOL_SIZE_ENV, None),
+        )
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise AutomationSettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise AutomationSettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class RoundRun:
+    """The facts about one run of a round that the decision needs."""
+
+    round: int
+    status: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class NextRound:
+    """The decision: a round to start (`round_number` set) or why not (`reason`)."""
+
+    round_number: int | None
+    reason: str
+    after_run_id: str | None = None
+
+    @property
+    def partition_key(self) -> str | None:
+        return round_key(self.round_number) if self.round_number is not None else None
+
+
+def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[RoundRun],
+                      materialized_rounds: set[int],
+                      pool_size_of: Callable[[int], int | None],
+                      settings: AutomationSettings) -> NextRound:
+    """Which round to start now, if any.
+
+    `latest_runs` holds the most recent run of each round, `in_flight` every round run that is
+    queued or running, `materialized_rounds` the rounds whose `filtered_tasks` exists, and
+    `pool_size_of(n)` the size of round n's pool.
+    """
+    if in_flight:
+        busy = ", ".join(f"{round_key(r.round)} ({r.status.lower()}, run {r.run_id[:8]})"
+                         for r in sorted(in_flight, key=lambda r: r.round))
+        return NextRound(None, f"A round is already queued or running: {busy}. "
+                               "Rounds of a pool run one at a time.")
+    known = set(latest_runs) | set(materialized_rounds)
+    if not known:
+        return NextRound(1, "No round has run yet: starting the first one.")
+    last = max(known)
+    run = latest_runs.get(last)
+    if run is not None and run.status != SUCCESS:
+        return NextRound(None, f"The last run of {round_key(last)} (run {run.run_id[:8]}) "
+                               f"ended {run.status}. Fix and re-run it; rounds continue after a "
+                               "successful run.")
+    if last not in materialized_rounds:
+        return NextRound(None, f"{round_key(last)} has no materialized filtered_tasks yet "
+                               "(only part of the round ran). Materialize the whole round.")
+    if last >= settings.max_rounds:
+        return NextRound(None, f"{round_key(last)} reached the maximum of "
+                               f"{settings.max_rounds} rounds ({MAX_ROUNDS_ENV}).")
+    size = pool_size_of(last)
+    target = settings.target_pool_size
+    if target is not None and size is not None and size >= target:
+        return NextRound(None, f"The pool after {round_key(last)} has {size} tasks, at or above "
+                               f"the target of {target} ({TARGET_POOL_SIZE_ENV}).")
+    return NextRound(last + 1, f"{round_key(last)} succeeded"
+                               + (f" with a pool of {size} tasks" if size is not None else "")
+                               + f": starting {round_key(last + 1)}.",
+                     after_run_id=run.run_id if run is not None else None)
+
+
+# --------------------------------------------------------------------------- reading the instance
+def _round_of(run: dg.DagsterRun) -> int | None:
+    key = run.tags.get(PARTITION_TAG)
+    if not key:
+        return None
+    try:
+        return round_number(key)
+    except RoundKeyError:
+        return None
+
+
+def round_runs(instance: dg.DagsterInstance) -> tuple[dict[int, RoundRun], list[RoundRun]]:
+    """The latest run of each round and the round runs not finished yet (any job)."""
+    latest: dict[int, RoundRun] = {}
+    in_flight: list[RoundRun] = []
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: _known_round_keys(
+        instance)}), limit=RUN_HISTORY_LIMIT)
+    for run in runs:  # newest first
+        number = _round_of(run)
+        if number is None:
+            continue
+        summary = RoundRun(number, run.status.value, run.run_id)
+        latest.setdefault(number, summary)
+        if run.status.value in NOT_FINISHED:
+            in_flight.append(summary)
+    return latest, in_flight
+
+
+def _known_round_keys(instance: dg.DagsterInstance) -> list[str]:
+    return list(instance.get_dynamic_partitions(bootstrap_rounds.name)) or ["round_001"]
+
+
+def materialized_rounds(instance: dg.DagsterInstance) -> set[int]:
+    keys = instance.get_materialized_partitions(dg.AssetKey("filtered_tasks"))
+    rounds = set()
+    for key in keys:
+        try:
+            rounds.add(round_number(key))
+        except RoundKeyError:
+            continue
+    return rounds
+
+
+def pool_size_reader(instance: dg.DagsterInstance) -> Callable[[int], int | None]:
+    """Reads a round's pool size from its latest `filtered_tasks` materialization metadata."""
+
+    def pool_size_of(number: int) -> int | None:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("filtered_tasks"),
+                                  asset_partitions=[round_key(number)]), limit=1).records
+        if not records:
+            return None
+        materialization = records[0].asset_materialization
+        metadata = materialization.metadata if materialization else {}
+        for name in ("pool_size", "dagster/row_count"):
+            if name in metadata:
+                return int(metadata[name].value)
+        return None
+
+    return pool_size_of
+
+
+def next_round_for(instance: dg.DagsterInstance,
+                   settings: AutomationSettings | None = None) -> NextRound:
+    """The decision for the rounds recorded in this Dagster instance."""
+    latest, in_flight = round_runs(instance)
+    return decide_next_round(latest, in_flight, materialized_rounds(instance),
+                             pool_size_reader(instance),
+                             settings or AutomationSettings.from_env())
+
+
+def _run_request(decision: NextRound, started_by: str) -> dg.RunRequest:
+    key = decision.partition_key
+    after = decision.after_run_id or "start"
+    return dg.RunRequest(
+        run_key=f"{key}:after:{after}",
+        partition_key=key,
+        tags={STARTED_BY_TAG: started_by, AFTER_RUN_TAG: after},
+    )
+
+
+# --------------------------------------------------------------------------- Dagster definitions
+@dg.sensor(
+    name=SENSOR_NAME,
+    job_name=ROUND_JOB_NAME,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Starts the next bootstrap round after the previous one succeeded, until "
+                f"{MAX_ROUNDS_ENV} rounds (default {DEFAULT_MAX_ROUNDS}) or a pool of "
+                f"{TARGET_POOL_SIZE_ENV} tasks; never while a round is queued or running.",
+)
+def next_round_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    decision = next_round_for(context.instance)
+    if decision.round_number is None:
+        return dg.SensorResult(skip_reason=decision.reason)
+    context.log.info(decision.reason)
+    return dg.SensorResult(
+        run_requests=[_run_request(decision, SENSOR_NAME)],
+        dynamic_partitions_requests=[
+            bootstrap_rounds.build_add_request([decision.partition_key])],
+    )
+
+
+def sensor_is_running(instance: dg.DagsterInstance, name: str = SENSOR_NAME) -> bool:
+    """Whether a sensor of this name is switched on in the instance (any code location)."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import InstigatorStatus
+
+    return any(
+        state.name == name and state.status in (InstigatorStatus.RUNNING,
+                                                InstigatorStatus.DECLARED_IN_CODE)
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR))
+
+
+def _round_schedule(context: dg.ScheduleEvaluationContext):
+    if sensor_is_running(context.instance):
+        return dg.SkipReason(f"{SENSOR_NAME} is running and starts rounds itself; the schedule "
+                             "stands aside so two rounds never run at once.")
+    decision = next_round_for(context.instance)
+    if decision.round_number is None:
+        return dg.SkipReason(decision.reason)
+    # Schedules cannot return partition requests: add the round before asking for its run.
+    context.instance.add_dynamic_partitions(bootstrap_rounds.name, [decision.partition_key])
+    return _run_request(decision, SCHEDULE_NAME)
+
+
+def build_round_schedule(cron: str | None = None,
+                         timezone: str | None = None) -> dg.ScheduleDefinition:
+    """The round schedule on `cron` (default: `$SIPIPELINE_ROUND_CRON`, else nightly 02:00)."""
+    cron = cron or os.environ.get(CRON_ENV) or DEFAULT_CRON
+    timezone = timezone or os.environ.get(CRON_TIMEZONE_ENV) or DEFAULT_CRON_TIMEZONE
+    return dg.schedule(
+        cron_schedule=cron,
+        name=SCHEDULE_NAME,
+        job_name=ROUND_JOB_NAME,
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Runs the next bootstrap round on a fixed cadence ({cron}, {timezone}); "
+                    "skips while a round is queued or running, after a failed round, and while "
+                    f"{SENSOR_NAME} is on.",
+    )(_round_schedule)
+
+
+round_schedule = build_round_schedule()
+
+AUTOMATION_SENSORS = [next_round_sensor]
+AUTOMATION_SCHEDULES = [round_schedule]

@@ -1,0 +1,241 @@
+"""One Self-Instruct round as plain functions over DataFrames (no Dagster, no network).
+
+The assets call these in order: plan prompts → (model) → candidates → (model) → labels →
+(model) → instances → the next pool. Every record gets a content-based id so re-running a round
+with the same inputs yields the same ids, and lineage can be followed across rounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sipipeline.method import parsing, prompts
+from sipipeline.method.schema import (
+    CLASSIFICATION_SCHEMA,
+    GENERATED_SCHEMA,
+    INSTANCES_SCHEMA,
+    frame,
+    pool_frame,
+)
+from sipipeline.similarity import novelty_filter
+
+
+def stable_id(prefix: str, *parts: object) -> str:
+    """A short id derived from content, stable across runs and machines."""
+    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode("utf-8"))
+    return f"{prefix}-{digest.hexdigest()[:16]}"
+
+
+def machine_task_id(instruction: str) -> str:
+    return stable_id("mi", prompts.collapse_whitespace(instruction).lower())
+
+
+@dataclass(frozen=True)
+class PlannedPrompt:
+    request_id: str
+    prompt: str
+    in_context_ids: tuple[str, ...]
+
+
+def sample_in_context(pool: pd.DataFrame, rng: random.Random, num_examples: int = 8,
+                      num_machine: int = 2) -> pd.DataFrame:
+    """Pick the in-context tasks: `num_machine` machine ones when the pool has them, the rest seeds.
+
+    Sampling is uniform without replacement from each group, then shuffled, as in the paper.
+    """
+    seeds = pool[pool["origin"] == "seed"]
+    machine = pool[pool["origin"] == "machine"]
+    take_machine = min(num_machine, len(machine))
+    take_seeds = min(num_examples - take_machine, len(seeds))
+    chosen = [int(i) for i in rng.sample(range(len(machine)), take_machine)]
+    picked = [machine.iloc[i] for i in chosen]
+    picked += [seeds.iloc[int(i)] for i in rng.sample(range(len(seeds)), take_seeds)]
+    rng.shuffle(picked)
+    return pd.DataFrame(picked).reset_index(drop=True)
+
+
+def plan_generation_prompts(pool: pd.DataFrame, round_number: int, num_prompts: int,
+                            num_examples: int, num_machine: int,
+                            random_seed: int) -> list[PlannedPrompt]:
+    """The round's instruction-generation prompts, reproducible from (seed, round, pool)."""
+    rng = random.Random(f"{random_seed}:{round_number}")
+    planned = []
+    for index in range(num_prompts):
+        examples = sample_in_context(pool, rng, num_examples, num_machine)
+        text = prompts.generation_prompt(list(examples["instruction"]))
+        planned.append(PlannedPrompt(
+            request_id=stable_id("rq", round_number, random_seed, index, text),
+            prompt=text,
+            in_context_ids=tuple(examples["task_id"]),
+        ))
+    return planned
+
+
+@dataclass(frozen=True)
+class ModelText:
+    """The part of a model response the method needs."""
+
+    text: str
+    finish_reason: str
+
+
+def _similar_records(entries: list[dict], comparison_ids: list[str],
+                     comparison_texts: list[str]) -> list[dict]:
+    return [{"task_id": comparison_ids[e["index"]], "instruction": comparison_texts[e["index"]],
+             "score": float(e["score"])} for e in entries]
+
+
+def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[ModelText],
+                         pool: pd.DataFrame, round_number: int, model: str,
+                         threshold: float, top_k: int = 10) -> pd.DataFrame:
+    """Parse every response, apply the heuristics, then the ROUGE-L novelty filter in order.
+
+    The novelty filter sees the candidates in prompt order and compares each one with the pool
+    and with the candidates accepted before it, as the reference implementation does.
+    """
+    rows: list[dict] = []
+    for plan, response in zip(planned, responses, strict=True):
+        for item in parsing.parse_generated_instructions(response.text, response.finish_reason):
+            rows.append({
+                "candidate_id": stable_id("gc", plan.request_id, item.position, item.instruction),
+                "round": round_number,
+                "request_id": plan.request_id,
+                "prompt": plan.prompt,
+                "in_context_ids": list(plan.in_context_ids),
+                "position": item.position,
+                "instruction": item.instruction,
+                "model": model,
+                "finish_reason": response.finish_reason,
+                "status": "rejected" if item.reject_reason else "accepted",
+                "reject_reason": item.reject_reason,
+                "max_rouge_l": float("nan"),
+                "mean_rouge_l": float("nan"),
+                "most_similar": [],
+                "task_id": None,
+            })
+    survivors = [row for row in rows if row["status"] == "accepted"]
+    survivor_texts = [row["instruction"] for row in survivors]
+    survivor_ids = [machine_task_id(text) for text in survivor_texts]
+    pool_texts = list(pool["instruction"])
+    decisions = novelty_filter(survivor_texts, pool_texts, threshold=threshold, top_k=top_k)
+    # `most_similar` indexes the pool, then (from len(pool) on) candidates by input position.
+    comparison_ids = list(pool["task_id"]) + survivor_ids
+    comparison_texts = pool_texts + survivor_texts
+    for row, task_id, decision in zip(survivors, survivor_ids,
+                                      decisions.itertuples(index=False), strict=True):
+        row["max_rouge_l"] = float(decision.max_rouge_l)
+        row["mean_rouge_l"] = float(decision.mean_rouge_l)
+        row["most_similar"] = _similar_records(list(decision.most_similar or []),
+                                               comparison_ids, comparison_texts)
+        if decision.keep:
+            row["task_id"] = task_id
+        else:
+            row["status"], row["reject_reason"] = "rejected", "similar_to_pool"
+    return frame(rows, GENERATED_SCHEMA)
+
+
+def accepted_candidates(generated: pd.DataFrame) -> pd.DataFrame:
+    return generated[generated["status"] == "accepted"].reset_index(drop=True)
+
+
+def classification_frame(accepted: pd.DataFrame, prompt_texts: Sequence[str],
+                         responses: Sequence[ModelText], model: str) -> pd.DataFrame:
+    rows = []
+    for row, text, response in zip(accepted.itertuples(), prompt_texts, responses, strict=True):
+        rows.append({
+            "task_id": row.task_id,
+            "round": row.round,
+            "instruction": row.instruction,
+            "is_classification": parsing.parse_classification_answer(response.text),
+            "raw_answer": response.text,
+            "request_id": stable_id("rq", "classify", text),
+            "model": model,
+        })
+    return frame(rows, CLASSIFICATION_SCHEMA)
+
+
+def instance_prompt(examples: prompts.FewShotExamples, instruction: str,
+                    is_classification: bool) -> str:
+    if is_classification:
+        return prompts.output_first_prompt(examples, instruction)
+    return prompts.input_first_prompt(examples, instruction)
+
+
+def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
+                    responses: Sequence[ModelText], model: str) -> pd.DataFrame:
+    """Parse each task's instances and apply the instance- and task-level rules."""
+    rows = []
+    for row, text, response in zip(labels.itertuples(), prompt_texts, responses, strict=True):
+        parse = parsing.parse_output_first if row.is_classification else parsing.parse_input_first
+        parsed, task_reason = parsing.select_task_instances(
+            parse(response.text, response.finish_reason))
+        request_id = stable_id("rq", "instances", text)
+        for instance in parsed:
+            rows.append({
+                "instance_id": stable_id("in", row.task_id, instance.input, instance.output),
+                "task_id": row.task_id,
+                "round": row.round,
+                "instruction": row.instruction,
+                "is_classification": bool(row.is_classification),
+                "input": instance.input,
+                "output": instance.output,
+                "generation": "output_first" if row.is_classification else "input_first",
+                "request_id": request_id,
+                "model": model,
+                "status": "dropped" if instance.drop_reason else "kept",
+                "drop_reason": instance.drop_reason,
+            })
+        if not parsed:
+            rows.append({
+                "instance_id": stable_id("in", row.task_id, "", ""), "task_id": row.task_id,
+                "round": row.round, "instruction": row.instruction,
+                "is_classification": bool(row.is_classification), "input": "", "output": "",
+                "generation": "output_first" if row.is_classification else "input_first",
+                "request_id": request_id, "model": model, "status": "dropped",
+                "drop_reason": task_reason or "unparseable",
+            })
+    return frame(rows, INSTANCES_SCHEMA)
+
+
+def next_pool(seed_pool: pd.DataFrame, generated: pd.DataFrame, labels: pd.DataFrame,
+              instances: pd.DataFrame) -> pd.DataFrame:
+    """The cumulative pool after the round: old pool plus accepted tasks with valid instances."""
+    kept = instances[instances["status"] == "kept"]
+    by_task: dict[str, list[dict]] = {}
+    for row in kept.itertuples():
+        by_task.setdefault(row.task_id, []).append({"input": row.input, "output": row.output})
+    label_of = dict(zip(labels["task_id"], labels["is_classification"], strict=True))
+    new_rows = []
+    for row in accepted_candidates(generated).itertuples():
+        if row.task_id not in by_task:
+            continue
+        new_rows.append({
+            "task_id": row.task_id,
+            "instruction": row.instruction,
+            "origin": "machine",
+            "round": row.round,
+            "is_classification": bool(label_of[row.task_id]),
+            "instances": by_task[row.task_id],
+            "model": row.model,
+            "request_id": row.request_id,
+            "in_context_ids": list(row.in_context_ids),
+            "max_rouge_l": row.max_rouge_l,
+            "mean_rouge_l": row.mean_rouge_l,
+            "most_similar": list(row.most_similar),
+        })
+    return pd.concat([seed_pool, pool_frame(new_rows)], ignore_index=True)
+
+
+def rejection_funnel(generated: pd.DataFrame, num_requests: int) -> dict[str, int]:
+    """generated → parsed → rejected by each reason → accepted, for metadata."""
+    funnel = {"requests": num_requests, "parsed_candidates": int(len(generated))}
+    reasons = generated["reject_reason"].dropna().value_counts()
+    for reason, count in sorted(reasons.items()):
+        funnel[f"rejected_{reason}"] = int(count)
+    funnel["accepted"] = int((generated["status"] == "accepted").sum())
+    return funnel

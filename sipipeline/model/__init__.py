@@ -1,0 +1,1 @@
+"""Model access without Dagster: types, journal, wire format, transports, client, server."""

@@ -1,0 +1,420 @@
+"""Statistics of a bootstrapped dataset, per round and cumulative: the paper's numbers and figures.
+
+Pure pandas/numpy (no Dagster): the `dataset_stats` asset turns `DatasetStats.metadata` into
+numeric asset metadata (so the UI can plot it across rounds), shows `markdown`, stores `table`
+(long format, so the next round can add its funnel to this one's) and hands the object to
+`sipipeline.reporting.render` for the PNG plots and the HTML report.
+
+Definitions (the paper's, Wang et al. 2023, Table 1 and Figures 2–4):
+- words are whitespace-separated (`len(text.split())`);
+- "instances per instruction" is kept instances / kept tasks; the empty-input share is over
+  instances; input lengths are over non-empty inputs only;
+- ROUGE-L to the nearest seed is, for each machine instruction, the highest ROUGE-L F-measure
+  (rouge-score 0.1.2 tokens and float expression) against the seed instructions of the pool;
+- round scope = machine tasks accepted in round N and round N's candidates; cumulative scope =
+  machine tasks of rounds ≤ N, and the funnel summed over rounds (from the previous round's
+  table); seeds scope = the human seed tasks, for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sipipeline.reporting import verbs
+from sipipeline.similarity import max_rouge_l_to
+
+TABLE_COLUMNS = ["scope", "metric", "value"]
+ROUND, CUMULATIVE, SEEDS = "round", "cumulative", "seeds"
+
+REJECT_REASONS = (
+    "too_short", "too_long", "blacklisted_word", "starts_with_write_a_program",
+    "starts_with_punctuation", "starts_with_non_ascii", "truncated", "unparseable",
+    "similar_to_pool",
+)
+FUNNEL_COUNTS = ("instructions_generated", "instructions_accepted", "instructions_rejected")
+ROUGE_BIN_EDGES = np.linspace(0.0, 1.0, 21)
+ROUGE_HIST_PREFIX = "rouge_l_to_seed_hist/"
+
+# Metrics that are ratios or averages (float metadata); every other metric is a count (int).
+RATIO_METRICS = {
+    "classification_share", "instances_per_instruction", "empty_input_share", "acceptance_rate",
+    "instruction_words_mean", "instruction_words_median", "input_words_mean",
+    "input_words_median", "output_words_mean", "output_words_median", "rouge_l_to_seed_mean",
+    "rouge_l_to_seed_median", "verb_noun_share",
+}
+
+# GPT-3 (davinci) figures reported in the paper, shown next to ours for comparison.
+PAPER_FIGURES: dict[str, float] = {
+    "tasks": 52445,
+    "classification_tasks": 11584,
+    "classification_share": 11584 / 52445,
+    "instances": 82439,
+    "instances_per_instruction": 82439 / 52445,
+    "empty_input_share": 0.435,
+    "instruction_words_mean": 15.9,
+    "input_words_mean": 12.7,
+    "output_words_mean": 18.9,
+    "instructions_with_verb_noun": 26559,
+}
+
+
+
+@dataclass
+class DatasetStats:
+    """Everything the stats asset shows: numbers, tables, and the data behind the plots."""
+
+    table: pd.DataFrame  # long format: scope ("round"|"cumulative"|"seeds"), metric, value
+    metadata: dict[str, float | int | str]  # flat numbers for Dagster numeric metadata
+    markdown: str  # Markdown tables for the UI
+    top_verbs: pd.DataFrame  # verb, noun, count, verb_count (empty when spaCy unavailable)
+    # task_id, round, score: ROUGE-L of each machine instruction (rounds <= N) to its nearest seed
+    rouge_l_to_seed: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["task_id", "round", "score"]))
+    verb_noun_status: str = ""
+    round_number: int | None = None
+
+    def value(self, scope: str, metric: str) -> float:
+        """One number of the table (NaN when absent), for tests and reports."""
+        hit = self.table[(self.table["scope"] == scope) & (self.table["metric"] == metric)]
+        return float(hit["value"].iloc[0]) if len(hit) else math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def word_count(text: object) -> int:
+    """Whitespace-separated words, the paper's length unit."""
+    return len(str(text).split()) if text is not None else 0
+
+
+def _instance_list(value: object) -> list[Mapping]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [item for item in value if item is not None]
+
+
+def explode_instances(tasks: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, instance): task_id, round, is_classification, input, output."""
+    rows = []
+    columns = (tasks["task_id"], tasks["round"], tasks["is_classification"], tasks["instances"])
+    for task_id, round_value, is_cls, instances in zip(*columns, strict=True):
+        for instance in _instance_list(instances):
+            rows.append((task_id, int(round_value), bool(is_cls),
+                         str(instance.get("input") or ""), str(instance.get("output") or "")))
+    return pd.DataFrame(rows, columns=["task_id", "round", "is_classification", "input", "output"])
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(values)) if len(values) else math.nan
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else math.nan
+
+
+def task_metrics(tasks: pd.DataFrame) -> dict[str, float]:
+    """Counts, classification share, instances and word lengths of a set of pool rows."""
+    instances = explode_instances(tasks)
+    n_tasks = len(tasks)
+    n_classification = int(tasks["is_classification"].astype(bool).sum()) if n_tasks else 0
+    inputs = instances["input"].str.strip() if len(instances) else pd.Series([], dtype=object)
+    empty_inputs = int((inputs == "").sum())
+    instruction_words = [word_count(text) for text in tasks["instruction"]]
+    input_words = [word_count(text) for text in inputs if text]
+    output_words = [word_count(text) for text in instances["output"]]
+    return {
+        "tasks": n_tasks,
+        "classification_tasks": n_classification,
+        "classification_share": _share(n_classification, n_tasks),
+        "instances": len(instances),
+        "instances_per_instruction": _share(len(instances), n_tasks),
+        "empty_input_instances": empty_inputs,
+        "empty_input_share": _share(empty_inputs, len(instances)),
+        "instruction_words_mean": _mean(instruction_words),
+        "instruction_words_median": _median(instruction_words),
+        "input_words_mean": _mean(input_words),
+        "input_words_median": _median(input_words),
+        "output_words_mean": _mean(output_words),
+        "output_words_median": _median(output_words),
+    }
+
+
+def funnel_metrics(generated: pd.DataFrame | None) -> dict[str, float]:
+    """Candidates generated, accepted, and rejected per reason (every known reason listed)."""
+    metrics: dict[str, float] = {name: 0 for name in FUNNEL_COUNTS}
+    metrics.update({f"rejected/{reason}": 0 for reason in REJECT_REASONS})
+    if generated is not None and len(generated):
+        status = generated["status"].astype(str)
+        metrics["instructions_generated"] = len(generated)
+        metrics["instructions_accepted"] = int((status == "accepted").sum())
+        rejected = generated[status != "accepted"]
+        metrics["instructions_rejected"] = len(rejected)
+        reasons = rejected["reject_reason"].fillna("unknown").astype(str)
+        for reason, count in reasons.value_counts().sort_index().items():
+            metrics[f"rejected/{reason}"] = int(count)
+    metrics["acceptance_rate"] = _share(metrics["instructions_accepted"],
+                                        metrics["instructions_generated"])
+    return metrics
+
+
+def rouge_metrics(scores: Sequence[float]) -> dict[str, float]:
+    """Mean, median and a 20-bin histogram (0.05 wide) of nearest-seed ROUGE-L scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[~np.isnan(scores)]
+    counts, _ = np.histogram(scores, bins=ROUGE_BIN_EDGES)
+    metrics: dict[str, float] = {
+        "rouge_l_to_seed_mean": _mean(scores),
+        "rouge_l_to_seed_median": _median(scores),
+    }
+    for low, high, count in zip(ROUGE_BIN_EDGES[:-1], ROUGE_BIN_EDGES[1:], counts, strict=True):
+        metrics[f"{ROUGE_HIST_PREFIX}{low:.2f}-{high:.2f}"] = int(count)
+    return metrics
+
+
+def verb_metrics(pairs: pd.DataFrame) -> dict[str, float]:
+    """How many instructions have a root verb / a verb–noun pair, and how many distinct ones."""
+    with_verb = pairs["verb"].notna()
+    with_pair = with_verb & pairs["noun"].notna()
+    both = pairs[with_pair]
+    return {
+        "instructions_with_verb": int(with_verb.sum()),
+        "instructions_with_verb_noun": int(with_pair.sum()),
+        "verb_noun_share": _share(int(with_pair.sum()), len(pairs)),
+        "distinct_verbs": int(pairs.loc[with_verb, "verb"].nunique()),
+        "distinct_verb_nouns": int(len(both.drop_duplicates(["verb", "noun"]))),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembling DatasetStats
+
+
+def _rows(scope: str, metrics: Mapping[str, float]) -> list[tuple[str, str, float]]:
+    return [(scope, name, float(value)) for name, value in metrics.items()]
+
+
+def _metric_kind(metric: str) -> type:
+    return float if metric in RATIO_METRICS else int
+
+
+def _metadata(table: pd.DataFrame, scopes: Sequence[str]) -> dict[str, float | int | str]:
+    """`<scope>/<metric>` numbers (histogram bins left to the table and the plots)."""
+    metadata: dict[str, float | int | str] = {}
+    for scope, metric, value in table.itertuples(index=False):
+        if scope not in scopes or metric.startswith(ROUGE_HIST_PREFIX) or math.isnan(value):
+            continue
+        metadata[f"{scope}/{metric}"] = _metric_kind(metric)(value)
+    return metadata
+
+
+def _previous_cumulative_funnel(previous_table: pd.DataFrame | None) -> dict[str, float]:
+    if previous_table is None or not len(previous_table):
+        return {}
+    rows = previous_table[previous_table["scope"] == CUMULATIVE]
+    pairs = zip(rows["metric"], rows["value"], strict=True)
+    return {metric: float(value) for metric, value in pairs
+            if metric in FUNNEL_COUNTS or metric.startswith("rejected/")
+            or metric == "funnel_rounds"}
+
+
+def _cumulative_funnel(round_funnel: Mapping[str, float],
+                       previous: Mapping[str, float]) -> dict[str, float]:
+    """This round's funnel added to the previous rounds' total (funnel_rounds counts them)."""
+    keys = list(dict.fromkeys([*round_funnel, *previous]))
+    total = {key: round_funnel.get(key, 0) + previous.get(key, 0)
+             for key in keys if key not in ("acceptance_rate", "funnel_rounds")}
+    total["acceptance_rate"] = _share(total["instructions_accepted"],
+                                      total["instructions_generated"])
+    total["funnel_rounds"] = previous.get("funnel_rounds", 0) + 1
+    return total
+
+
+def _column(frame: pd.DataFrame | None, name: str) -> pd.Series:
+    if frame is None or name not in frame.columns:
+        return pd.Series([], dtype=object)
+    return frame[name]
+
+
+def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, round_number: int,
+                          previous_table: pd.DataFrame | None = None) -> DatasetStats:
+    """Statistics of round N and of rounds 1..N (see module docstring for definitions).
+
+    `pool` is the cumulative pool after round N (`filtered_tasks[N]`, seeds included);
+    `generated` is round N's `generated_instructions`; `previous_table` is round N−1's
+    `DatasetStats.table` (None in round 1), whose cumulative funnel this round's is added to.
+    """
+    origin = _column(pool, "origin").astype(str)
+    machine = pool[(origin == "machine").to_numpy()]
+    machine = machine[machine["round"].astype(int) <= round_number]
+    seeds = pool[(origin == "seed").to_numpy()]
+    this_round = (machine["round"].astype(int) == round_number).to_numpy()
+    if generated is not None and len(generated) and "round" in generated.columns:
+        generated = generated[generated["round"].astype(int) == round_number]
+
+    scores = max_rouge_l_to(machine["instruction"].astype(str).tolist(),
+                                     seeds["instruction"].astype(str).tolist())
+    rouge_frame = pd.DataFrame({"task_id": machine["task_id"].to_numpy(),
+                                "round": machine["round"].astype(int).to_numpy(),
+                                "score": scores})
+    parsed = verbs.extract_verb_nouns(
+        [*machine["instruction"].astype(str), *seeds["instruction"].astype(str)])
+    machine_pairs = parsed.pairs.iloc[:len(machine)].reset_index(drop=True)
+    seed_pairs = parsed.pairs.iloc[len(machine):].reset_index(drop=True)
+
+    round_funnel = funnel_metrics(generated)
+    cumulative_funnel = _cumulative_funnel(round_funnel,
+                                           _previous_cumulative_funnel(previous_table))
+    scope_metrics: dict[str, dict[str, float]] = {
+        ROUND: {**task_metrics(machine[this_round]), **round_funnel,
+                **rouge_metrics(scores[this_round])},
+        CUMULATIVE: {**task_metrics(machine), **cumulative_funnel, **rouge_metrics(scores)},
+        SEEDS: task_metrics(seeds),
+    }
+    if parsed.available:
+        scope_metrics[ROUND].update(verb_metrics(machine_pairs[this_round]))
+        scope_metrics[CUMULATIVE].update(verb_metrics(machine_pairs))
+        scope_metrics[SEEDS].update(verb_metrics(seed_pairs))
+    table = pd.DataFrame([row for scope, metrics in scope_metrics.items()
+                          for row in _rows(scope, metrics)], columns=TABLE_COLUMNS)
+    top = (verbs.top_verb_nouns(machine_pairs) if parsed.available
+           else verbs.top_verb_nouns(machine_pairs.iloc[0:0]))
+    metadata = _metadata(table, (ROUND, CUMULATIVE))
+    metadata["round_number"] = int(round_number)
+    metadata["verb_noun_status"] = parsed.status
+    stats = DatasetStats(table=table, metadata=metadata, markdown="", top_verbs=top,
+                         rouge_l_to_seed=rouge_frame, verb_noun_status=parsed.status,
+                         round_number=round_number)
+    stats.markdown = render_markdown(stats)
+    return stats
+
+
+def compute_seed_stats(seeds: pd.DataFrame) -> DatasetStats:
+    """Statistics of the seed tasks alone (scope "seeds"), e.g. to check against known facts."""
+    parsed = verbs.extract_verb_nouns(seeds["instruction"].astype(str).tolist())
+    metrics = task_metrics(seeds)
+    if parsed.available:
+        metrics.update(verb_metrics(parsed.pairs))
+    table = pd.DataFrame(_rows(SEEDS, metrics), columns=TABLE_COLUMNS)
+    top = verbs.top_verb_nouns(parsed.pairs if parsed.available else parsed.pairs.iloc[0:0])
+    metadata = _metadata(table, (SEEDS,))
+    metadata["verb_noun_status"] = parsed.status
+    stats = DatasetStats(table=table, metadata=metadata, markdown="", top_verbs=top,
+                         verb_noun_status=parsed.status)
+    stats.markdown = render_markdown(stats)
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+SUMMARY_METRICS = (
+    ("tasks", "instructions (tasks kept)"),
+    ("classification_tasks", "classification tasks"),
+    ("classification_share", "classification share"),
+    ("instances", "instances"),
+    ("instances_per_instruction", "instances per instruction"),
+    ("empty_input_share", "instances with empty input"),
+    ("instruction_words_mean", "instruction words, mean"),
+    ("instruction_words_median", "instruction words, median"),
+    ("input_words_mean", "non-empty input words, mean"),
+    ("input_words_median", "non-empty input words, median"),
+    ("output_words_mean", "output words, mean"),
+    ("output_words_median", "output words, median"),
+    ("rouge_l_to_seed_mean", "ROUGE-L to nearest seed, mean"),
+    ("rouge_l_to_seed_median", "ROUGE-L to nearest seed, median"),
+    ("instructions_with_verb_noun", "instructions with a verb–noun pair"),
+    ("distinct_verbs", "distinct root verbs"),
+    ("distinct_verb_nouns", "distinct verb–noun pairs"),
+)
+SHARE_METRICS = {"classification_share", "empty_input_share", "acceptance_rate",
+                 "verb_noun_share"}
+
+
+def format_value(metric: str, value: float) -> str:
+    """Counts with thousands separators, shares as percentages, averages with 2 decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if metric in SHARE_METRICS:
+        return f"{100 * value:.1f}%"
+    if _metric_kind(metric) is int:
+        return f"{int(round(value)):,}"
+    return f"{value:.2f}"
+
+
+def _markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]],
+                    text_columns: Sequence[int] = (0,)) -> str:
+    """A Markdown table; numeric columns right-aligned, `text_columns` left-aligned."""
+    aligns = ["---" if i in text_columns else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def scope_labels(stats: DatasetStats) -> list[tuple[str, str]]:
+    """(scope, column title) of the scopes present, in display order."""
+    present = set(stats.table["scope"])
+    n = stats.round_number
+    titles = {ROUND: f"round {n}", CUMULATIVE: f"rounds 1–{n}" if n else "cumulative",
+              SEEDS: "seed tasks"}
+    return [(scope, titles[scope]) for scope in (ROUND, CUMULATIVE, SEEDS) if scope in present]
+
+
+def render_markdown(stats: DatasetStats) -> str:
+    """Summary, funnel and top-verb tables (the asset's Markdown metadata)."""
+    scopes = scope_labels(stats)
+    known = set(stats.table["metric"])
+    header = ["metric", *[title for _, title in scopes], "paper (GPT-3)"]
+    rows = []
+    for metric, label in SUMMARY_METRICS:
+        if metric not in known:
+            continue
+        paper = PAPER_FIGURES.get(metric)
+        rows.append([label, *[format_value(metric, stats.value(scope, metric))
+                              for scope, _ in scopes],
+                     format_value(metric, paper) if paper is not None else ""])
+    title = (f"## Dataset statistics, round {stats.round_number}" if stats.round_number
+             else "## Dataset statistics")
+    parts = [title, "", _markdown_table(header, rows)]
+
+    funnel_scopes = [(scope, t) for scope, t in scopes if scope in (ROUND, CUMULATIVE)]
+    if funnel_scopes and "instructions_generated" in known:
+        funnel_rows = []
+        reasons = sorted(m for m in known if m.startswith("rejected/"))
+        for metric in [*FUNNEL_COUNTS, "acceptance_rate", *reasons]:
+            values = [stats.value(scope, metric) for scope, _ in funnel_scopes]
+            if metric.startswith("rejected/") and all(v == 0 for v in values):
+                continue
+            label = ("rejected: " + metric.split("/", 1)[1].replace("_", " ")
+                     if metric.startswith("rejected/") else metric.replace("_", " "))
+            funnel_rows.append([label, *[format_value(metric, v) for v in values]])
+        parts += ["", "### Instruction funnel", "",
+                  _markdown_table(["stage", *[t for _, t in funnel_scopes]], funnel_rows)]
+        rounds = stats.value(CUMULATIVE, "funnel_rounds")
+        if stats.round_number and not math.isnan(rounds) and rounds < stats.round_number:
+            parts.append(f"\nCumulative funnel covers {int(rounds)} of {stats.round_number} "
+                         "rounds (earlier rounds' statistics were not available).")
+
+    parts += ["", "### Top root verbs and their direct-object nouns", ""]
+    if len(stats.top_verbs):
+        verb_rows = []
+        for verb, group in stats.top_verbs.groupby("verb", sort=False):
+            nouns = ", ".join(f"{noun} ({count})" for noun, count in
+                              zip(group["noun"], group["count"], strict=True))
+            verb_rows.append([verb, f"{int(group['verb_count'].iloc[0]):,}", nouns])
+        parts.append(_markdown_table(["verb", "instructions", "top nouns"], verb_rows,
+                                     text_columns=(0, 2)))
+    else:
+        parts.append("_No verb–noun pairs._")
+    parts.append(f"\nVerb–noun parsing: {stats.verb_noun_status}")
+    return "\n".join(parts) + "\n"

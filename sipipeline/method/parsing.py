@@ -6,7 +6,7 @@ import re
 import string
 from dataclasses import dataclass
 
-from sipipeline.method.prompts import collapse_whitespace
+from sipipeline.method.vocabulary import DropReason, RejectReason, collapse_whitespace
 
 #: Words that point at modalities a language model cannot handle (paper + Alpaca's additions).
 BLACKLISTED_WORDS = (
@@ -32,17 +32,17 @@ def instruction_rejection(instruction: str) -> str | None:
     """The heuristic filter of the paper: the first reason to reject, or None to keep."""
     words = instruction.split()
     if len(words) <= MIN_WORDS_EXCLUSIVE:
-        return "too_short"
+        return RejectReason.TOO_SHORT
     if len(words) > MAX_WORDS:
-        return "too_long"
+        return RejectReason.TOO_LONG
     if _BLACKLIST_PATTERN.search(instruction):
-        return "blacklisted_word"
+        return RejectReason.BLACKLISTED_WORD
     if instruction.startswith("Write a program"):
-        return "starts_with_write_a_program"
+        return RejectReason.STARTS_WITH_WRITE_A_PROGRAM
     if instruction[0] in string.punctuation:
-        return "starts_with_punctuation"
+        return RejectReason.STARTS_WITH_PUNCTUATION
     if not instruction[0].isascii():
-        return "starts_with_non_ascii"
+        return RejectReason.STARTS_WITH_NON_ASCII
     return None
 
 
@@ -62,11 +62,12 @@ def parse_generated_instructions(text: str, finish_reason: str) -> list[ParsedIn
         if not item:
             continue
         if finish_reason == "length" and position == last_nonempty:
-            parsed.append(ParsedInstruction(position, item, "truncated"))
+            parsed.append(ParsedInstruction(position, item, RejectReason.TRUNCATED))
             continue
         parsed.append(ParsedInstruction(position, item, instruction_rejection(item)))
     if not parsed:
-        parsed.append(ParsedInstruction(0, collapse_whitespace(text), "unparseable"))
+        parsed.append(ParsedInstruction(0, collapse_whitespace(text),
+                                         RejectReason.UNPARSEABLE))
     return parsed
 
 
@@ -101,11 +102,11 @@ def _split_input_output(block: str) -> tuple[str, str]:
 
 def _instance_drop_reason(task_input: str, task_output: str) -> str | None:
     if not task_output:
-        return "empty_output"
+        return DropReason.EMPTY_OUTPUT
     if task_input == task_output:
-        return "input_equals_output"
+        return DropReason.INPUT_EQUALS_OUTPUT
     if task_input.endswith(":") or task_output.endswith(":"):
-        return "ends_with_colon"
+        return DropReason.ENDS_WITH_COLON
     return None
 
 
@@ -132,7 +133,7 @@ def _instances_from_pairs(pairs: list[tuple[str, str]], finish_reason: str) -> l
     parsed = []
     for index, (task_input, task_output) in enumerate(pairs):
         if finish_reason == "length" and index == len(pairs) - 1:
-            reason: str | None = "truncated"
+            reason: str | None = DropReason.TRUNCATED
         else:
             reason = _instance_drop_reason(task_input, task_output)
         parsed.append(ParsedInstance(task_input, task_output, reason))
@@ -157,9 +158,9 @@ def select_task_instances(
             outputs_by_input.setdefault(instance.input, set()).add(instance.output)
     if any(len(outputs) > 1 for outputs in outputs_by_input.values()):
         return (
-            [ParsedInstance(i.input, i.output, i.drop_reason or "conflicting_outputs")
+            [ParsedInstance(i.input, i.output, i.drop_reason or DropReason.CONFLICTING_OUTPUTS)
              for i in instances],
-            "conflicting_outputs",
+            DropReason.CONFLICTING_OUTPUTS,
         )
     seen: set[tuple[str, str]] = set()
     result = []
@@ -167,11 +168,11 @@ def select_task_instances(
     for instance in instances:
         reason = instance.drop_reason
         if reason is None and (instance.input, instance.output) in seen:
-            reason = "duplicate"
+            reason = DropReason.DUPLICATE
         if reason is None and kept >= MAX_INSTANCES_PER_TASK:
-            reason = "over_limit"
+            reason = DropReason.OVER_LIMIT
         if reason is None:
             seen.add((instance.input, instance.output))
             kept += 1
         result.append(ParsedInstance(instance.input, instance.output, reason))
-    return result, None if kept else "no_valid_instance"
+    return result, None if kept else DropReason.NO_VALID_INSTANCE

@@ -9,11 +9,12 @@ under the same key).
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+
+from sipipeline.method.vocabulary import collapse_whitespace
 
 GENERATION_HEADER = "Write a numbered list of diverse tasks, one instruction per item:\n"
 CLASSIFICATION_HEADER = (
@@ -37,10 +38,6 @@ INPUT_FIRST_SHOTS = 12
 OUTPUT_FIRST_SHOTS = 17
 FEW_SHOT_SEED = 2212_10560  # the paper's arXiv number: a fixed, documented choice
 MAX_SHOT_CHARS = 600  # keep few-shot examples short so prompts fit small local models
-
-
-def collapse_whitespace(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def generation_prompt(instructions: Sequence[str]) -> str:

@@ -22,6 +22,15 @@ from sipipeline.method.schema import (
     frame,
     pool_frame,
 )
+from sipipeline.method.vocabulary import (
+    CandidateStatus,
+    DropReason,
+    GenerationOrder,
+    InstanceStatus,
+    Origin,
+    RejectReason,
+    identity_key,
+)
 from sipipeline.similarity import novelty_filter
 
 
@@ -32,7 +41,7 @@ def stable_id(prefix: str, *parts: object) -> str:
 
 
 def machine_task_id(instruction: str) -> str:
-    return stable_id("mi", prompts.collapse_whitespace(instruction).lower())
+    return stable_id("mi", identity_key(instruction))
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,8 @@ def sample_in_context(pool: pd.DataFrame, rng: random.Random, num_examples: int 
 
     Sampling is uniform without replacement from each group, then shuffled, as in the paper.
     """
-    seeds = pool[pool["origin"] == "seed"]
-    machine = pool[pool["origin"] == "machine"]
+    seeds = pool[pool["origin"] == Origin.SEED]
+    machine = pool[pool["origin"] == Origin.MACHINE]
     take_machine = min(num_machine, len(machine))
     take_seeds = min(num_examples - take_machine, len(seeds))
     chosen = [int(i) for i in rng.sample(range(len(machine)), take_machine)]
@@ -111,14 +120,15 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
                 "instruction": item.instruction,
                 "model": model,
                 "finish_reason": response.finish_reason,
-                "status": "rejected" if item.reject_reason else "accepted",
+                "status": (CandidateStatus.REJECTED if item.reject_reason
+                           else CandidateStatus.ACCEPTED),
                 "reject_reason": item.reject_reason,
                 "max_rouge_l": float("nan"),
                 "mean_rouge_l": float("nan"),
                 "most_similar": [],
                 "task_id": None,
             })
-    survivors = [row for row in rows if row["status"] == "accepted"]
+    survivors = [row for row in rows if row["status"] == CandidateStatus.ACCEPTED]
     survivor_texts = [row["instruction"] for row in survivors]
     survivor_ids = [machine_task_id(text) for text in survivor_texts]
     pool_texts = list(pool["instruction"])
@@ -135,12 +145,13 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
         if decision.keep:
             row["task_id"] = task_id
         else:
-            row["status"], row["reject_reason"] = "rejected", "similar_to_pool"
+            row["status"] = CandidateStatus.REJECTED
+            row["reject_reason"] = RejectReason.SIMILAR_TO_POOL
     return frame(rows, GENERATED_SCHEMA)
 
 
 def accepted_candidates(generated: pd.DataFrame) -> pd.DataFrame:
-    return generated[generated["status"] == "accepted"].reset_index(drop=True)
+    return generated[generated["status"] == CandidateStatus.ACCEPTED].reset_index(drop=True)
 
 
 def classification_frame(accepted: pd.DataFrame, prompt_texts: Sequence[str],
@@ -172,6 +183,8 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
     rows = []
     for row, text, response in zip(labels.itertuples(), prompt_texts, responses, strict=True):
         parse = parsing.parse_output_first if row.is_classification else parsing.parse_input_first
+        order = (GenerationOrder.OUTPUT_FIRST if row.is_classification
+                 else GenerationOrder.INPUT_FIRST)
         parsed, task_reason = parsing.select_task_instances(
             parse(response.text, response.finish_reason))
         request_id = stable_id("rq", "instances", text)
@@ -184,10 +197,10 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
                 "is_classification": bool(row.is_classification),
                 "input": instance.input,
                 "output": instance.output,
-                "generation": "output_first" if row.is_classification else "input_first",
+                "generation": order,
                 "request_id": request_id,
                 "model": model,
-                "status": "dropped" if instance.drop_reason else "kept",
+                "status": InstanceStatus.DROPPED if instance.drop_reason else InstanceStatus.KEPT,
                 "drop_reason": instance.drop_reason,
             })
         if not parsed:
@@ -195,9 +208,9 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
                 "instance_id": stable_id("in", row.task_id, "", ""), "task_id": row.task_id,
                 "round": row.round, "instruction": row.instruction,
                 "is_classification": bool(row.is_classification), "input": "", "output": "",
-                "generation": "output_first" if row.is_classification else "input_first",
-                "request_id": request_id, "model": model, "status": "dropped",
-                "drop_reason": task_reason or "unparseable",
+                "generation": order, "request_id": request_id, "model": model,
+                "status": InstanceStatus.DROPPED,
+                "drop_reason": task_reason or DropReason.UNPARSEABLE,
             })
     return frame(rows, INSTANCES_SCHEMA)
 
@@ -205,7 +218,7 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
 def next_pool(seed_pool: pd.DataFrame, generated: pd.DataFrame, labels: pd.DataFrame,
               instances: pd.DataFrame) -> pd.DataFrame:
     """The cumulative pool after the round: old pool plus accepted tasks with valid instances."""
-    kept = instances[instances["status"] == "kept"]
+    kept = instances[instances["status"] == InstanceStatus.KEPT]
     by_task: dict[str, list[dict]] = {}
     for row in kept.itertuples():
         by_task.setdefault(row.task_id, []).append({"input": row.input, "output": row.output})
@@ -217,7 +230,7 @@ def next_pool(seed_pool: pd.DataFrame, generated: pd.DataFrame, labels: pd.DataF
         new_rows.append({
             "task_id": row.task_id,
             "instruction": row.instruction,
-            "origin": "machine",
+            "origin": Origin.MACHINE,
             "round": row.round,
             "is_classification": bool(label_of[row.task_id]),
             "instances": by_task[row.task_id],
@@ -237,5 +250,5 @@ def rejection_funnel(generated: pd.DataFrame, num_requests: int) -> dict[str, in
     reasons = generated["reject_reason"].dropna().value_counts()
     for reason, count in sorted(reasons.items()):
         funnel[f"rejected_{reason}"] = int(count)
-    funnel["accepted"] = int((generated["status"] == "accepted").sum())
+    funnel["accepted"] = int((generated["status"] == CandidateStatus.ACCEPTED).sum())
     return funnel

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sipipeline.method.schema import pool_frame
+from sipipeline.method.vocabulary import Origin
 
 
 class SeedFileError(ValueError):
@@ -86,7 +87,7 @@ def load_seed_tasks(path: str | os.PathLike) -> pd.DataFrame:
             rows.append({
                 "task_id": task_id,
                 "instruction": record["instruction"].strip(),
-                "origin": "seed",
+                "origin": Origin.SEED,
                 "round": 0,
                 "is_classification": record["is_classification"],
                 "instances": [

@@ -1,0 +1,111 @@
+"""The method's vocabulary: one definition of each value stored in a status or reason column.
+
+Every enum is a `str` enum, so its members compare equal to the strings stored in Parquet and
+shown in the UI; code writes `RejectReason.TOO_SHORT`, never the literal. The normalisers say
+which notion of "the same instruction" each place uses.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import Enum
+
+
+class Vocabulary(str, Enum):
+    """A closed set of stored string values (members are their own string value)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(member.value for member in cls)
+
+
+class Origin(Vocabulary):
+    """Where a pool task came from."""
+
+    SEED = "seed"
+    MACHINE = "machine"
+
+
+class CandidateStatus(Vocabulary):
+    """Fate of a generated instruction."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class InstanceStatus(Vocabulary):
+    """Fate of a parsed instance."""
+
+    KEPT = "kept"
+    DROPPED = "dropped"
+
+
+class RejectReason(Vocabulary):
+    """Why a generated instruction did not join the pool (heuristics, parsing, novelty)."""
+
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    BLACKLISTED_WORD = "blacklisted_word"
+    STARTS_WITH_WRITE_A_PROGRAM = "starts_with_write_a_program"
+    STARTS_WITH_PUNCTUATION = "starts_with_punctuation"
+    STARTS_WITH_NON_ASCII = "starts_with_non_ascii"
+    TRUNCATED = "truncated"
+    UNPARSEABLE = "unparseable"
+    SIMILAR_TO_POOL = "similar_to_pool"
+
+
+#: Reject reasons meaning the model's answer could not be used (a model or prompt problem).
+PARSE_FAILURE_REASONS = (RejectReason.UNPARSEABLE, RejectReason.TRUNCATED)
+
+
+class DropReason(Vocabulary):
+    """Why a parsed instance (or every instance of a task) was not kept."""
+
+    EMPTY_OUTPUT = "empty_output"
+    INPUT_EQUALS_OUTPUT = "input_equals_output"
+    ENDS_WITH_COLON = "ends_with_colon"
+    TRUNCATED = "truncated"
+    CONFLICTING_OUTPUTS = "conflicting_outputs"
+    DUPLICATE = "duplicate"
+    OVER_LIMIT = "over_limit"
+    NO_VALID_INSTANCE = "no_valid_instance"
+    UNPARSEABLE = "unparseable"
+
+
+class GenerationOrder(Vocabulary):
+    """How an instance was asked for: input-first, or output-first for classification tasks."""
+
+    INPUT_FIRST = "input_first"
+    OUTPUT_FIRST = "output_first"
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def collapse_whitespace(text: str) -> str:
+    """Runs of whitespace become one space, ends stripped: how prompts and parsers see text."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def identity_key(instruction: str) -> str:
+    """What a machine task's id hashes: the instruction, whitespace collapsed, lower-cased.
+
+    Two generations that differ only in spacing or case get the same task id.
+    """
+    return collapse_whitespace(instruction).lower()
+
+
+_NON_WORD = re.compile(r"[^\w\s]")
+
+
+def duplicate_key(instruction: str) -> str:
+    """What the duplicate check compares: NFKC-folded, case-folded, punctuation removed.
+
+    Catches copies ROUGE-L cannot see (text with no a-z/0-9 token scores 0 against itself).
+    """
+    folded = unicodedata.normalize("NFKC", instruction or "").casefold()
+    return " ".join(_NON_WORD.sub(" ", folded).split())

@@ -58,9 +58,10 @@ def run_rounds(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-    from sipipeline.definitions import bootstrap_round_job, defs
+    from sipipeline.definitions import defs
+    from sipipeline.defs.jobs import bootstrap_round_job
     from sipipeline.defs.partitions import bootstrap_rounds, round_key, round_number
-    from sipipeline.defs.round_store import RoundStore
+    from sipipeline.defs.storage import RoundStore
     from sipipeline.paths import storage_base
 
     store = RoundStore(base_path=storage_base())

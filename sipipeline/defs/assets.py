@@ -1,12 +1,10 @@
 """The six round assets: thin wrappers that wire the method's functions to storage and the model."""
 
 
-import hashlib
 import json
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 
 from sipipeline.defs.config import (
     ClassificationConfig,
@@ -15,6 +13,12 @@ from sipipeline.defs.config import (
     InstanceConfig,
     SeedPoolConfig,
 )
+from sipipeline.defs.metadata import (
+    SIMILARITY_THRESHOLD,
+    content_version,
+    metadata_from,
+    table_output,
+)
 from sipipeline.defs.partitions import (
     bootstrap_rounds,
     next_round_key,
@@ -22,9 +26,8 @@ from sipipeline.defs.partitions import (
     round_number,
 )
 from sipipeline.defs.resources import LLMResource
-from sipipeline.defs.round_store import MissingRoundError, RoundStore
+from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
-from sipipeline.method.schema import SCHEMAS, to_arrow
 from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.model.client import CompletionRequest, ModelAccessError, ModelClient, SamplingParams
 
@@ -50,39 +53,6 @@ round_handoff = dg.AssetSpec(
                 "version) by `filtered_tasks` of the previous round, so re-running a round marks "
                 "the next round's `seed_pool` stale.",
 )
-
-
-def content_version(df: pd.DataFrame, asset_name: str) -> str:
-    """A data version from the stored content, so re-runs with new model output show as changed."""
-    table = to_arrow(df, SCHEMAS.get(asset_name))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:24]
-
-
-def _preview(df: pd.DataFrame, columns: list[str], rows: int = 10) -> str:
-    shown = df[columns].head(rows).copy()
-    for column in columns:
-        shown[column] = [
-            (str(v)[:117] + "…") if len(str(v)) > 120 else str(v) for v in shown[column]
-        ]
-    return shown.to_markdown(index=False) if not shown.empty else "_(no rows)_"
-
-
-def table_output(df: pd.DataFrame, asset_name: str, preview_columns: list[str],
-                 extra: dict | None = None) -> dg.Output:
-    """Output with row count, column schema, a preview and a content-hash data version."""
-    schema = SCHEMAS[asset_name]
-    metadata = {
-        "dagster/row_count": dg.MetadataValue.int(len(df)),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]),
-        "preview": dg.MetadataValue.md(_preview(df, preview_columns)),
-        **(extra or {}),
-    }
-    return dg.Output(df, metadata=metadata,
-                     data_version=dg.DataVersion(content_version(df, asset_name)))
 
 
 def _usage_metadata(client: ModelClient, purpose: str) -> dict:
@@ -170,6 +140,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
     funnel = rounds.rejection_funnel(generated, len(planned))
     context.log.info(f"{context.partition_key} funnel: {json.dumps(funnel)}")
     extra = {f"funnel/{name}": dg.MetadataValue.int(count) for name, count in funnel.items()}
+    extra[SIMILARITY_THRESHOLD] = dg.MetadataValue.float(config.similarity_threshold)
     extra["funnel"] = dg.MetadataValue.md(
         pd.DataFrame({"stage": list(funnel), "count": list(funnel.values())})
         .to_markdown(index=False))
@@ -292,16 +263,7 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
                                   previous_table)
     files = render_round_report(stats, filtered_tasks, round_number(key),
                                 round_store.local_dir(f"reports/{key}"))
-    metadata: dict = {}
-    for name, value in stats.metadata.items():
-        if isinstance(value, bool):
-            metadata[f"stats/{name}"] = dg.MetadataValue.bool(value)
-        elif isinstance(value, int):
-            metadata[f"stats/{name}"] = dg.MetadataValue.int(value)
-        elif isinstance(value, float):
-            metadata[f"stats/{name}"] = dg.MetadataValue.float(value)
-        else:
-            metadata[f"stats/{name}"] = dg.MetadataValue.text(str(value))
+    metadata: dict = metadata_from(stats.metadata, prefix="stats/")
     metadata["summary"] = dg.MetadataValue.md(stats.markdown)
     for name, path in files.items():
         metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import dagster as dg
 import pandas as pd
 import pytest
 from rouge_score import rouge_scorer
 
-from sipipeline.defs.checks import (
+from sipipeline.method import prompts
+from sipipeline.method.check_rules import (
     DEFAULT_MAX_PARSE_FAILURE_SHARE,
     check_accepted_tasks_have_instances,
     check_input_differs_from_output,
@@ -17,11 +19,9 @@ from sipipeline.defs.checks import (
     check_parse_failure_share,
     check_pool_schema,
     check_rouge_l_novelty,
-    normalize_instruction,
-    similarity_threshold_of_run,
 )
-from sipipeline.method import prompts
 from sipipeline.method.schema import INSTANCES_SCHEMA, frame, pool_frame
+from sipipeline.method.vocabulary import duplicate_key
 from sipipeline_tests.support.fake_model import respond
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 from sipipeline_tests.support.round_harness import RoundJobHarness
@@ -52,9 +52,9 @@ def reference_score(candidate: str, pool_item: str) -> float:
 
 # ------------------------------------------------------------------ duplicates
 def test_normalization_folds_case_punctuation_space_and_ligatures():
-    assert normalize_instruction("  Give me a JOKE!! ") == "give me a joke"
-    assert normalize_instruction("Describe the ﬁnest ﬁsh") == "describe the finest fish"
-    assert normalize_instruction("Round 3.14 up") != normalize_instruction("Round 314 up")
+    assert duplicate_key("  Give me a JOKE!! ") == "give me a joke"
+    assert duplicate_key("Describe the ﬁnest ﬁsh") == "describe the finest fish"
+    assert duplicate_key("Round 3.14 up") != duplicate_key("Round 314 up")
 
 
 def test_duplicate_instructions_are_found_after_normalization():
@@ -193,10 +193,6 @@ def test_parse_failure_share_against_its_level():
     assert check_parse_failure_share(generated.iloc[:0], max_share=0.0).passed
 
 
-def test_similarity_threshold_comes_from_the_run_config():
-    assert similarity_threshold_of_run({}) == 0.7
-    assert similarity_threshold_of_run({"ops": {"generated_instructions": {
-        "config": {"similarity_threshold": 0.5}}}}) == 0.5
 
 
 # ------------------------------------------------------------------ checks in real round runs
@@ -278,3 +274,16 @@ def test_a_failed_blocking_check_stops_the_round_before_its_statistics(harness_f
     assert (harness.storage / "filtered_tasks" / "round_001.parquet").is_file()
     assert not (harness.storage / "dataset_stats" / "round_001.parquet").exists()
     assert not math.isnan(harness.read("filtered_tasks", 1)["round"].max())
+
+
+def test_the_rouge_check_uses_the_threshold_the_round_recorded(harness_for):
+    harness = harness_for(respond)
+    result = harness.run_round(1, extra_config={
+        "generated_instructions": {"config": {"num_prompts": 3, "similarity_threshold": 0.55}}})
+    assert result.success
+    generated = next(e for e in result.get_asset_materialization_events()
+                     if e.asset_key == dg.AssetKey("generated_instructions"))
+    recorded = generated.step_materialization_data.materialization.metadata
+    assert recorded["similarity_threshold"].value == 0.55
+    rouge = evaluations(result)["filtered_tasks:rouge_l_below_threshold"].metadata
+    assert rouge["threshold"].value == 0.55

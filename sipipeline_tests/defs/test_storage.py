@@ -6,8 +6,13 @@ import dagster as dg
 import pytest
 
 from sipipeline.defs.partitions import RoundKeyError, round_key, round_number
-from sipipeline.defs.round_store import MissingRoundError, RoundStore
-from sipipeline.defs.storage import ParquetIOManager, read_parquet, write_parquet
+from sipipeline.defs.storage import (
+    MissingRoundError,
+    ParquetIOManager,
+    RoundStore,
+    read_parquet,
+    write_parquet,
+)
 from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.paths import DEFAULT_SEED_FILE
 

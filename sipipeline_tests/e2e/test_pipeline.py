@@ -4,63 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import pytest
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._time import get_current_datetime
+from dagster._core.definitions.data_version import StaleStatus
 
-from sipipeline.definitions import ROUND_ASSETS
 from sipipeline.defs import assets
+from sipipeline.defs.jobs import ROUND_ASSETS
 from sipipeline.defs.partitions import bootstrap_rounds, round_key
 from sipipeline.defs.resources import LLMResource
-from sipipeline.defs.round_store import RoundStore
-from sipipeline.defs.storage import ParquetIOManager, read_parquet
 from sipipeline.similarity import rouge_l_fmeasure
 from sipipeline_tests.support.fake_model import respond
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.support.round_harness import RoundJobHarness
 
 ASSET_NAMES = ["seed_pool", "generated_instructions", "classification_labels", "instances",
                "filtered_tasks", "dataset_stats"]
 
 
-class Pipeline:
-    """Three-round harness: one persistent instance, one storage folder, one fake server."""
-
-    def __init__(self, home: Path, storage: Path, server: FakeOpenAIServer) -> None:
-        self.storage = storage
-        home.mkdir(parents=True, exist_ok=True)
-        self.instance = dg.DagsterInstance.local_temp(tempdir=str(home))
-        self.resources = {
-            "io_manager": ParquetIOManager(base_path=str(storage)),
-            "round_store": RoundStore(base_path=str(storage)),
-            "llm": LLMResource(base_url=server.base_url, api_key="test-key", model="fake-model",
-                               max_in_flight=4),
-        }
-        self.defs = dg.Definitions(assets=[assets.round_handoff, *ROUND_ASSETS],
-                                   resources=self.resources)
-
-    def run_round(self, number: int, random_seed: int = 0, num_prompts: int = 3,
-                  raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-        key = round_key(number)
-        self.instance.add_dynamic_partitions(bootstrap_rounds.name, [key])
-        config = {"ops": {"generated_instructions": {
-            "config": {"num_prompts": num_prompts, "random_seed": random_seed}}}}
-        return dg.materialize(ROUND_ASSETS, partition_key=key, instance=self.instance,
-                              resources=self.resources, run_config=config,
-                              raise_on_error=raise_on_error)
-
-    def read(self, asset: str, number: int):
-        return read_parquet(self.storage / asset / f"{round_key(number)}.parquet")
-
-    def status(self, asset: str, number: int) -> StaleStatus:
-        graph = self.defs.resolve_asset_graph()
-        view = AssetGraphView(
-            temporal_context=TemporalContext(effective_dt=get_current_datetime(),
-                                             last_event_id=None),
-            instance=self.instance, asset_graph=graph)
-        resolver = CachingStaleStatusResolver(self.instance, graph, loading_context=view)
-        return resolver.get_status(dg.AssetKey(asset), round_key(number))
+Pipeline = RoundJobHarness
 
 
 @pytest.fixture
@@ -149,9 +109,8 @@ def test_a_bad_seed_file_stops_before_any_model_call(tmp_path, server):
     bad.write_text('{"id": "a"}\n', encoding="utf-8")
     pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
     pipeline.instance.add_dynamic_partitions(bootstrap_rounds.name, ["round_001"])
-    result = dg.materialize(
-        ROUND_ASSETS, partition_key="round_001", instance=pipeline.instance,
-        resources=pipeline.resources, raise_on_error=False,
+    result = pipeline.materialize(
+        ROUND_ASSETS, partition_key="round_001",
         run_config={"ops": {"seed_pool": {"config": {"seed_file": str(bad)}}}})
     assert not result.success
     assert f"{bad}:1: missing field 'instruction'" in (
@@ -162,12 +121,9 @@ def test_a_bad_seed_file_stops_before_any_model_call(tmp_path, server):
 def test_the_export_asset_writes_every_format_from_the_latest_round(pipeline):
     import json
 
-    from sipipeline.definitions import assets as asset_module
-
     for number in (1, 2):
         assert pipeline.run_round(number).success
-    result = dg.materialize([asset_module.fine_tuning_exports], instance=pipeline.instance,
-                            resources=pipeline.resources)
+    result = pipeline.materialize([assets.fine_tuning_exports])
     assert result.success
     metadata = result.asset_materializations_for_node("fine_tuning_exports")[0].metadata
     assert metadata["source_round"].value == "round_002"
@@ -183,8 +139,7 @@ def test_the_export_asset_writes_every_format_from_the_latest_round(pipeline):
 
 def test_an_unknown_round_key_fails_with_a_clear_error(pipeline, server):
     pipeline.instance.add_dynamic_partitions(bootstrap_rounds.name, ["latest"])
-    result = dg.materialize(ROUND_ASSETS, partition_key="latest", instance=pipeline.instance,
-                            resources=pipeline.resources, raise_on_error=False)
+    result = pipeline.materialize(ROUND_ASSETS, partition_key="latest")
     assert not result.success
     assert "'latest' is not a bootstrap round key" in (
         result.failure_data_for_node("seed_pool").error.to_string())
@@ -207,8 +162,8 @@ def test_bad_credentials_fail_the_round_once_without_retries(tmp_path):
 
 def test_a_round_runs_against_a_chat_model_through_the_same_assets(tmp_path, server):
     pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
-    pipeline.resources["llm"] = LLMResource(base_url=server.base_url, api_key="test-key",
-                                            model="fake-model", api="chat")
+    pipeline.use_model(LLMResource(base_url=server.base_url, api_key="test-key",
+                                   model="fake-model", api="chat"))
     assert pipeline.run_round(1).success
     assert {e["path"] for e in server.completion_log()} == {"/v1/chat/completions"}
     pool = pipeline.read("filtered_tasks", 1)

@@ -41,8 +41,10 @@ DEFAULT_MAX_ROUNDS = 10
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_CRON_TIMEZONE = "UTC"
 
-SUCCESS = "SUCCESS"
-NOT_FINISHED = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "SUSPENDED")
+NOT_FINISHED = frozenset({
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUSPENDED,
+})
 RUN_HISTORY_LIMIT = 2000
 
 
@@ -84,7 +86,7 @@ class RoundRun:
     """The facts about one run of a round that the decision needs."""
 
     round: int
-    status: str
+    status: dg.DagsterRunStatus
     run_id: str
 
 
@@ -112,7 +114,7 @@ def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[R
     `pool_size_of(n)` the size of round n's pool.
     """
     if in_flight:
-        busy = ", ".join(f"{round_key(r.round)} ({r.status.lower()}, run {r.run_id[:8]})"
+        busy = ", ".join(f"{round_key(r.round)} ({r.status.value.lower()}, run {r.run_id[:8]})"
                          for r in sorted(in_flight, key=lambda r: r.round))
         return NextRound(None, f"A round is already queued or running: {busy}. "
                                "Rounds of a pool run one at a time.")
@@ -121,10 +123,10 @@ def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[R
         return NextRound(1, "No round has run yet: starting the first one.")
     last = max(known)
     run = latest_runs.get(last)
-    if run is not None and run.status != SUCCESS:
+    if run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
         return NextRound(None, f"The last run of {round_key(last)} (run {run.run_id[:8]}) "
-                               f"ended {run.status}. Fix and re-run it; rounds continue after a "
-                               "successful run.")
+                               f"ended {run.status.value}. Fix and re-run it; rounds "
+                               "continue after a successful run.")
     if last not in materialized_rounds:
         return NextRound(None, f"{round_key(last)} has no materialized filtered_tasks yet "
                                "(only part of the round ran). Materialize the whole round.")
@@ -163,9 +165,9 @@ def round_runs(instance: dg.DagsterInstance) -> tuple[dict[int, RoundRun], list[
         number = _round_of(run)
         if number is None:
             continue
-        summary = RoundRun(number, run.status.value, run.run_id)
+        summary = RoundRun(number, run.status, run.run_id)
         latest.setdefault(number, summary)
-        if run.status.value in NOT_FINISHED:
+        if run.status in NOT_FINISHED:
             in_flight.append(summary)
     return latest, in_flight
 
@@ -246,7 +248,11 @@ def next_round_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 
 
 def sensor_is_running(instance: dg.DagsterInstance, name: str = SENSOR_NAME) -> bool:
-    """Whether a sensor of this name is switched on in the instance (any code location)."""
+    """Whether a sensor of this name is switched on in the instance (any code location).
+
+    The one use of Dagster's private API in sipipeline (instigator state has no public reader),
+    checked against dagster 1.13.28.
+    """
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import InstigatorStatus
 

@@ -46,7 +46,7 @@ def decide(latest=None, in_flight=(), materialized=(), sizes=None, settings=SETT
 
 
 def ok(number: int, run_id: str = "") -> RoundRun:
-    return RoundRun(number, "SUCCESS", run_id or f"run{number:03d}aaaa")
+    return RoundRun(number, dg.DagsterRunStatus.SUCCESS, run_id or f"run{number:03d}aaaa")
 
 
 # ------------------------------------------------------------------ the decision
@@ -63,21 +63,22 @@ def test_after_a_successful_round_the_next_one_starts():
 
 
 def test_nothing_starts_while_any_round_is_queued_or_running():
-    running = RoundRun(2, "QUEUED", "feedbeef1234")
+    running = RoundRun(2, dg.DagsterRunStatus.QUEUED, "feedbeef1234")
     decision = decide({1: ok(1), 2: running}, in_flight=[running], materialized={1})
     assert decision.round_number is None
     assert "round_002 (queued, run feedbeef)" in decision.reason
     # Even a re-run of an old round blocks the next one.
-    rerun = RoundRun(1, "STARTED", "0123456789")
+    rerun = RoundRun(1, dg.DagsterRunStatus.STARTED, "0123456789")
     assert decide({1: rerun, 2: ok(2)}, in_flight=[rerun], materialized={1, 2}
                   ).round_number is None
 
 
-@pytest.mark.parametrize("status", ["FAILURE", "CANCELED"])
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.FAILURE,
+                                    dg.DagsterRunStatus.CANCELED])
 def test_a_round_whose_last_run_did_not_succeed_is_not_built_on(status):
     decision = decide({1: ok(1), 2: RoundRun(2, status, "badc0ffee")}, materialized={1, 2})
     assert decision.round_number is None
-    assert f"round_002 (run badc0ffe) ended {status}" in decision.reason
+    assert f"round_002 (run badc0ffe) ended {status.value}" in decision.reason
 
 
 def test_a_partly_run_round_waits_for_its_pool():

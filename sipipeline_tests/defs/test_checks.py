@@ -23,8 +23,6 @@ from sipipeline.method.check_rules import (
 from sipipeline.method.schema import INSTANCES_SCHEMA, frame, pool_frame
 from sipipeline.method.vocabulary import duplicate_key
 from sipipeline_tests.support.fake_model import respond
-from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
-from sipipeline_tests.support.round_harness import RoundJobHarness
 
 SEEDS = ["Write a poem about the sea.", "Explain gravity to a child.",
          "Give three tips for staying healthy."]
@@ -221,22 +219,6 @@ def respond_always_cut(prompt: str, body: dict, index: int) -> tuple[str, str]:
 def evaluations(result) -> dict[str, object]:
     return {f"{e.asset_key.to_user_string()}:{e.check_name}": e
             for e in result.get_asset_check_evaluations()}
-
-
-@pytest.fixture
-def harness_for(tmp_path):
-    made = []
-
-    def make(responder) -> RoundJobHarness:
-        server = FakeOpenAIServer(responder=responder).start()
-        harness = RoundJobHarness(tmp_path / "home", tmp_path / "storage", server)
-        made.append((server, harness))
-        return harness
-
-    yield make
-    for server, harness in made:
-        harness.close()
-        server.stop()
 
 
 def test_a_clean_round_passes_every_check_and_a_high_parse_failure_share_only_warns(

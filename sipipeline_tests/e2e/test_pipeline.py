@@ -24,12 +24,6 @@ Pipeline = RoundJobHarness
 
 
 @pytest.fixture
-def server():
-    with FakeOpenAIServer(responder=respond) as fake:
-        yield fake
-
-
-@pytest.fixture
 def pipeline(tmp_path, server) -> Pipeline:
     return Pipeline(tmp_path / "home", tmp_path / "storage", server)
 

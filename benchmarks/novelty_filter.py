@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from sipipeline.similarity import fast as _similarity_fast  # noqa: E402
 from sipipeline.paths import DEFAULT_SEED_FILE  # noqa: E402
+from sipipeline.similarity import fast as _similarity_fast  # noqa: E402
 from sipipeline.similarity import novelty_filter  # noqa: E402
 from sipipeline.similarity.oracle import (  # noqa: E402
     reference_novelty_filter,

@@ -1,7 +1,13 @@
-"""Markdown rendering: table cells, tables, and the statistics' sections."""
+"""Markdown rendering: table cells safe for any text, tables, and the statistics' sections.
+
+Model text can hold `|`, backslashes and line breaks, each of which would end a cell or a row
+of a Markdown table. `markdown_cell` is the one place that makes any value safe as a cell;
+every Markdown table sipipeline writes goes through it.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 
 import pandas as pd
@@ -9,11 +15,14 @@ import pandas as pd
 from sipipeline.reporting.stats import DatasetStats
 from sipipeline.reporting.tables import ReportSection, ReportTable, stats_sections
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
 
 def markdown_cell(value: object) -> str:
-    """`value` as one Markdown table cell: `|` escaped."""
+    """`value` as one Markdown table cell: `\\` and `|` escaped, line breaks become spaces."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|")
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    return _LINE_BREAK.sub(" ", text)
 
 
 def markdown_table(columns: Sequence[object], rows: Iterable[Sequence[object]],

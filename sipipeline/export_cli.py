@@ -6,9 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sipipeline.reporting.exports import FORMATS
-
-EXPORT_CHOICES = ("all", *FORMATS)
+from sipipeline.reporting.formats import format_choices
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +16,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
                        "Parquet) from the latest round",
         description="Export the dataset of the latest materialized round (its filtered_tasks "
                     "Parquet) as fine-tuning files with a dataset card.")
-    parser.add_argument("--format", dest="formats", action="append", choices=EXPORT_CHOICES,
+    parser.add_argument("--format", dest="formats", action="append", choices=format_choices(),
                         help="format to write; repeat for several (default: all)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--include-seeds", action="store_true",

@@ -2,7 +2,7 @@
 
 `export_dataset` prepares the records once (`records`: deduplicated, split by task, shuffled),
 writes each chosen format's split files through the registry (`formats`), then the dataset card
-(`card`) and a manifest with every file's SHA-256.
+(`card`) and a manifest with every file's SHA-256. Every file is replaced whole (`atomic`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from sipipeline.reporting.atomic import write_text
 from sipipeline.reporting.card import dataset_card, public_info
 from sipipeline.reporting.formats import ALL, resolve_formats, split_path, write_split
 from sipipeline.reporting.records import SPLITS, prepare_splits
@@ -56,17 +57,15 @@ def export_dataset(pool: pd.DataFrame, out_dir: str | os.PathLike,
             written[fmt].append(str(path))
     settings = {"formats": chosen, "include_seeds": include_seeds,
                 "validation_fraction": validation_fraction, "seed": seed}
-    card = out / "README.md"
-    card.write_text(dataset_card(pool, splits, counts, settings, info, written, out),
-                    encoding="utf-8")
+    card = write_text(out / "README.md",
+                      dataset_card(pool, splits, counts, settings, info, written, out))
     written["card"] = [str(card)]
-    manifest = out / "export_manifest.json"
-    manifest.write_text(json.dumps({
+    manifest = write_text(out / "export_manifest.json", json.dumps({
         "settings": settings, "counts": counts,
         "splits": {name: len(frame) for name, frame in splits.items()},
         "files": {os.path.relpath(p, out): _sha256(Path(p))
                   for paths in written.values() for p in paths},
-    }, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    }, indent=2, sort_keys=True) + "\n")
     written["manifest"] = [str(manifest)]
     return written
 

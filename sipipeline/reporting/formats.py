@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sipipeline.reporting.atomic import write_with
 from sipipeline.reporting.records import RECORD_COLUMNS
 
 ALL = "all"
@@ -131,10 +132,11 @@ def validate_openai_chat_example(example: object) -> list[str]:
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """What a writer may need besides the records: the split's name, the seed, a system prompt."""
+    """What a writer may need besides the records and the (temporary) path it writes to."""
 
     split: str
     seed: int
+    target: Path  # the file's final name, for messages
     system_prompt: str | None = None
 
 
@@ -174,7 +176,7 @@ def write_openai_chat(frame: pd.DataFrame, path: Path, options: WriteOptions) ->
     for number, example in enumerate(examples, start=1):
         problems = validate_openai_chat_example(example)
         if problems:
-            raise ValueError(f"{path} line {number}: {'; '.join(problems)}")
+            raise ValueError(f"{options.target} line {number}: {'; '.join(problems)}")
     _write_jsonl(path, examples)
 
 
@@ -239,8 +241,8 @@ def split_path(out: Path, fmt: str, split: str) -> Path:
 
 def write_split(fmt: str, frame: pd.DataFrame, path: Path, split: str, seed: int,
                 system_prompt: str | None = None) -> None:
-    """Write one split of one format."""
+    """Write one split of one format, all or nothing (see `atomic`)."""
     if fmt not in REGISTRY:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(REGISTRY)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    REGISTRY[fmt].write(frame, path, WriteOptions(split, seed, system_prompt))
+    options = WriteOptions(split, seed, Path(path), system_prompt)
+    write_with(path, lambda partial: REGISTRY[fmt].write(frame, partial, options))

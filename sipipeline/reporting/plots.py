@@ -1,7 +1,8 @@
 """PNG plots of a round's dataset statistics: the paper's diversity figures and the funnel.
 
 Verb–noun sunburst (paper Fig. 2), ROUGE-L to the nearest seed (Fig. 4), length histograms
-(Fig. 3) and the rejection funnel. Each plot function writes its PNG and returns the path.
+(Fig. 3) and the rejection funnel. Each plot function writes its PNG all or nothing and
+returns the path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sipipeline.method.vocabulary import Origin  # noqa: E402
+from sipipeline.reporting.atomic import write_with  # noqa: E402
 from sipipeline.reporting.stats import (  # noqa: E402
     CUMULATIVE,
     ROUGE_BIN_EDGES,
@@ -32,9 +34,12 @@ SEED = "#55a868"
 
 
 def _save(figure: plt.Figure, path: Path) -> str:
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    """Lay out, write as PNG (atomically) and close the figure."""
+    try:
+        figure.tight_layout()
+        write_with(path, lambda partial: figure.savefig(partial, dpi=110, format="png"))
+    finally:
+        plt.close(figure)
     return str(path)
 
 

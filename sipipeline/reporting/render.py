@@ -1,7 +1,8 @@
-"""A round's report: its PNG plots and one self-contained `report.html`.
+"""A round's report: its PNG plots and one self-contained `report.html`, written atomically.
 
 The HTML embeds every image as base64 and uses no external CSS or script, so it can be mailed,
-archived or opened from asset metadata.
+archived or opened from asset metadata. Every file is replaced whole (see `atomic`), so a full
+disk leaves the previous report, never a truncated one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from sipipeline.reporting import plots
+from sipipeline.reporting.atomic import write_text
 from sipipeline.reporting.html_render import html_page, image_html, render_stats_html, sample_html
 from sipipeline.reporting.stats import CUMULATIVE, ROUND, DatasetStats, machine_tasks
 
@@ -91,7 +93,5 @@ def render_round_report(stats: DatasetStats, pool: pd.DataFrame, round_number: i
     files = render_plots(stats, pool, round_number, out)
     figures = {name: Path(path).read_bytes() for name, path in files.items()}
     page = report_html(stats, pool, round_number, figures)
-    html_path = out / "report.html"
-    html_path.write_text(page, encoding="utf-8")
-    files["html"] = str(html_path)
+    files["html"] = str(write_text(out / "report.html", page))
     return files

@@ -8,8 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from sipipeline.reporting import formats
 from sipipeline.reporting.exports import export_dataset, read_latest_pool
 from sipipeline.reporting.formats import REGISTRY
+from sipipeline_tests.support.disk_full import fail_midway, fill_disk_on_open
 from sipipeline_tests.support.export_cases import (
     expected_records,
     export_pool,
@@ -121,3 +123,33 @@ def test_read_latest_pool_takes_the_highest_round(tmp_path):
     assert isinstance(latest["instances"].iloc[0], list)
     with pytest.raises(FileNotFoundError, match="no materialized round"):
         read_latest_pool(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "validation.json", "README.md",
+                                  "export_manifest.json"])
+def test_a_full_disk_midway_keeps_every_previous_export_file(tmp_path, monkeypatch, name):
+    pool = export_pool(10)
+    export_dataset(pool, tmp_path, validation_fraction=0.2)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    attempts = fill_disk_on_open(monkeypatch, name)
+    with pytest.raises(OSError, match="No space left"):
+        export_dataset(export_pool(20), tmp_path, validation_fraction=0.2)
+    assert attempts
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert set(after) == set(before)  # no partial file left behind
+    targeted = [path for path in before if name in path.name]
+    assert targeted
+    assert all(after[path] == before[path] for path in targeted)
+
+
+def test_a_full_disk_while_writing_parquet_keeps_the_previous_file(tmp_path, monkeypatch):
+    export_dataset(export_pool(10), tmp_path, formats=["parquet"])
+    train = tmp_path / REGISTRY["parquet"].file_name.format(split="train")
+    before = train.read_bytes()
+    monkeypatch.setattr(formats.pq, "write_table", fail_midway(lambda path: before))
+    with pytest.raises(OSError, match="No space left"):
+        export_dataset(export_pool(20), tmp_path, formats=["parquet"])
+    assert train.read_bytes() == before
+    assert pq.read_table(train).num_rows > 0
+    assert sorted(p.name for p in train.parent.iterdir()) == [
+        "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import pandas as pd
 import pytest
 
 from sipipeline.export_cli import add_export_parser
@@ -19,6 +20,7 @@ from sipipeline.reporting.formats import (
     resolve_formats,
     template_choices,
     validate_openai_chat_example,
+    write_split,
 )
 from sipipeline_tests.support.export_cases import export_pool, read_jsonl
 
@@ -107,3 +109,12 @@ def test_a_registered_format_is_offered_and_written_everywhere(tmp_path, monkeyp
         read_jsonl(tmp_path / "jsonl/train.jsonl"))
     manifest = json.loads((tmp_path / "export_manifest.json").read_text())
     assert "tsv/train.tsv" in manifest["files"]
+
+
+def test_an_invalid_chat_line_names_the_file_and_leaves_none(tmp_path):
+    frame = pd.DataFrame({"instruction": ["Say hi.", "Say bye."], "input": ["", ""],
+                          "output": ["hi", " "]})
+    target = tmp_path / "openai_chat" / "train.jsonl"
+    with pytest.raises(ValueError, match=f"{target} line 2: message 1: content must be"):
+        write_split("openai_chat", frame, target, "train", seed=1)
+    assert list(target.parent.iterdir()) == []

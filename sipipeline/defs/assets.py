@@ -252,6 +252,7 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
 )
 def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFrame,
                   generated_instructions: pd.DataFrame, round_store: RoundStore) -> dg.Output:
+    from sipipeline.reporting.markdown_render import render_markdown
     from sipipeline.reporting.render import render_round_report
     from sipipeline.reporting.stats import compute_dataset_stats
 
@@ -264,7 +265,7 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
     files = render_round_report(stats, filtered_tasks, round_number(key),
                                 round_store.local_dir(f"reports/{key}"))
     metadata: dict = metadata_from(stats.metadata, prefix="stats/")
-    metadata["summary"] = dg.MetadataValue.md(stats.markdown)
+    metadata["summary"] = dg.MetadataValue.md(render_markdown(stats))
     for name, path in files.items():
         metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))
     if "html" in files:

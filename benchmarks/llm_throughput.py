@@ -32,12 +32,9 @@ sys.path.insert(0, str(REPO_ROOT))
 import aiohttp  # noqa: E402
 import openai  # noqa: E402
 
-from sipipeline.model.client import (  # noqa: E402
-    CompletionRequest,
-    ModelClient,
-    ModelClientConfig,
-    SamplingParams,
-)
+from sipipeline.model.client import ModelClient  # noqa: E402
+from sipipeline.model.config import ModelClientConfig  # noqa: E402
+from sipipeline.model.types import CompletionRequest, SamplingParams  # noqa: E402
 
 PARAMS = SamplingParams(max_tokens=64, temperature=0.7, top_p=0.5, stop=("\n\n",))
 

@@ -26,7 +26,8 @@ from sipipeline.defs.round_store import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
 from sipipeline.method.schema import SCHEMAS, to_arrow
 from sipipeline.method.seeds import load_seed_tasks
-from sipipeline.model.client import CompletionRequest, ModelAccessError, ModelClient, SamplingParams
+from sipipeline.model.client import ModelClient
+from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 
 GROUP = "self_instruct"
 LLM_POOL = "llm_api"

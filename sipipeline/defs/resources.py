@@ -17,15 +17,10 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from sipipeline.model import embedded
-from sipipeline.model.client import (
-    API_CHAT,
-    API_COMPLETIONS,
-    DEFAULT_PRICES,
-    ModelAccessError,
-    ModelClient,
-    ModelClientConfig,
-    TokenPrice,
-)
+from sipipeline.model.client import ModelClient
+from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
+from sipipeline.model.types import API_CHAT, API_COMPLETIONS, ModelAccessError
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
 API_KEY_ENV = "OPENAI_API_KEY"

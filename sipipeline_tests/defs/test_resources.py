@@ -14,7 +14,7 @@ from sipipeline.defs.resources import (
     LLMResource,
     llm_resource_from_env,
 )
-from sipipeline.model.client import CompletionRequest, ModelAccessError, SamplingParams
+from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 
 SECRET = "sk-proj-TOPSECRET0123456789abcdef"

@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sipipeline.model.client import (
+from sipipeline.model.client import ModelClient
+from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.pricing import TokenPrice
+from sipipeline.model.types import (
     CHAT_SYSTEM_MESSAGE,
     CompletionRequest,
     ModelAccessError,
-    ModelClient,
-    ModelClientConfig,
     SamplingParams,
-    TokenPrice,
-    apply_stops,
-    cost_usd,
-    parse_retry_after,
-    redact,
 )
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, Fault, default_responder
 
@@ -245,8 +241,8 @@ def test_endpoint_ignoring_n_is_asked_again_for_the_rest(tmp_path: Path) -> None
 
 def test_sdk_default_httpx_transport_works_too(tmp_path: Path, monkeypatch) -> None:
     """Without aiohttp installed the SDK runs on its own httpx transport."""
-    monkeypatch.setattr("sipipeline.model.client._aiohttp_available", lambda: False)
-    monkeypatch.setattr("sipipeline.model.client.sdk_http_client", lambda base_url: None)
+    monkeypatch.setattr("sipipeline.model.transports.aiohttp_available", lambda: False)
+    monkeypatch.setattr("sipipeline.model.transports.sdk_http_client", lambda base_url: None)
     with FakeOpenAIServer(faults=["429", "malformed"]) as server, \
             make_client(server, tmp_path / "j.sqlite") as client:
         assert client.transport_name == "openai"
@@ -308,16 +304,3 @@ def test_stops_beyond_the_server_limit_are_applied_locally(tmp_path: Path) -> No
             (row,) = client.complete([CompletionRequest("p", params)], purpose="p")
         assert server.completion_log()[0]["body"]["stop"] == ["S1", "S2", "S3", "S4"]
         assert (row[0].text, row[0].finish_reason) == ("alpha beta ", "stop")
-
-
-def test_helpers() -> None:
-    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
-    assert parse_retry_after({"retry-after": "3"}) == 3.0
-    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert parse_retry_after({}) is None
-    assert apply_stops("a\n\nb", ["\n\n"]) == ("a", True)
-    assert apply_stops("abc", ["x"]) == ("abc", False)
-    assert cost_usd(TokenPrice(1.0, 2.0, 0.5), 1_000_000, 1_000_000, 500_000) == 2.75
-    assert cost_usd(None, 10, 10) == 0.0
-    assert "0123456789abcdef" not in redact("Incorrect key sk-0123456789abcdef", "")
-    assert redact("my secret here", "secret") == "my [redacted] here"

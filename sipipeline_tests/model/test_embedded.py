@@ -12,7 +12,7 @@ import pytest
 
 from sipipeline.defs.resources import LLMResource
 from sipipeline.model import embedded
-from sipipeline.model.client import CompletionRequest, SamplingParams
+from sipipeline.model.types import CompletionRequest, SamplingParams
 
 PROMPT = ("Come up with a series of tasks:\n1. Write a haiku about autumn.\n"
           "2. Summarize the following article in one sentence.\n3.")

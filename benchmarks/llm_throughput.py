@@ -71,7 +71,7 @@ def run_client(base_url: str, in_flight: int, requests: list[CompletionRequest],
         results = client.complete(requests, purpose="benchmark")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert len(results) == len(requests)
-        assert client.usage("benchmark")["requests"] == len(requests)
+        assert client.usage("benchmark").requests == len(requests)
     return wall, cpu
 
 
@@ -188,9 +188,9 @@ def bench_embedded(max_tokens: int) -> None:
                 client.complete(requests, purpose="embedded")
                 wall = time.perf_counter() - start
                 usage = client.usage("embedded")
-            tokens = usage["completion_tokens"]
+            tokens = usage.completion_tokens
             print(f"  {in_flight} in flight: {tokens:.0f} completion tokens in {wall:.1f} s = "
-                  f"{tokens / wall:.1f} tokens/s ({usage['prompt_tokens']:.0f} prompt tokens)")
+                  f"{tokens / wall:.1f} tokens/s ({usage.prompt_tokens:.0f} prompt tokens)")
     embedded.stop_all()
 
 

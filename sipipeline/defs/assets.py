@@ -21,7 +21,7 @@ from sipipeline.defs.partitions import (
     previous_round_key,
     round_number,
 )
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.round_store import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
 from sipipeline.method.schema import SCHEMAS, to_arrow
@@ -87,19 +87,15 @@ def table_output(df: pd.DataFrame, asset_name: str, preview_columns: list[str],
 
 
 def _usage_metadata(client: ModelClient, purpose: str) -> dict:
-    usage = client.usage()
-    wanted = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-              "journal_hits", "cost_usd")
-    metadata = {}
-    for name in wanted:
-        value = usage.get(f"{purpose}.{name}", usage.get(name))
-        if value is not None:
-            metadata[f"llm/{name}"] = dg.MetadataValue.float(float(value))
+    usage = client.usage(purpose)
+    metadata = {f"llm/{name}": dg.MetadataValue.float(float(getattr(usage, name)))
+                for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+                             "journal_hits", "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
     return metadata
 
 
-def _client(llm: LLMResource, store: RoundStore) -> ModelClient:
+def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
     return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
 
 
@@ -150,7 +146,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
                 "it was rejected (heuristics, ROUGE-L > threshold) and its lineage.",
 )
 def generated_instructions(context: dg.AssetExecutionContext, config: GenerationConfig,
-                           seed_pool: pd.DataFrame, llm: LLMResource,
+                           seed_pool: pd.DataFrame, llm: ModelResource,
                            round_store: RoundStore) -> dg.Output:
     number = round_number(context.partition_key)
     planned = rounds.plan_generation_prompts(
@@ -185,7 +181,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
                 "12 Yes / 19 No examples from the seed tasks).",
 )
 def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
-                          generated_instructions: pd.DataFrame, llm: LLMResource,
+                          generated_instructions: pd.DataFrame, llm: ModelResource,
                           round_store: RoundStore) -> dg.Output:
     accepted = rounds.accepted_candidates(generated_instructions)
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
@@ -214,7 +210,7 @@ def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
                 "the reason it was dropped.",
 )
 def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
-              classification_labels: pd.DataFrame, llm: LLMResource,
+              classification_labels: pd.DataFrame, llm: ModelResource,
               round_store: RoundStore) -> dg.Output:
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
     requests, texts = [], []

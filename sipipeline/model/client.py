@@ -23,7 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
@@ -38,7 +38,7 @@ from sipipeline.model.transports import (
     Transport,
     make_transport,
 )
-from sipipeline.model.types import Completion, CompletionRequest, ModelAccessError
+from sipipeline.model.types import Completion, CompletionRequest, ModelAccessError, Usage
 from sipipeline.model.wire import (
     MalformedResponseError,
     ParsedResponse,
@@ -46,11 +46,6 @@ from sipipeline.model.wire import (
     parse_choices,
     parse_retry_after,
     split_tokens,
-)
-
-USAGE_METRICS = (
-    "requests", "samples", "journal_hits", "prompt_tokens", "completion_tokens",
-    "cached_tokens", "retries", "cost_usd",
 )
 
 
@@ -90,8 +85,7 @@ class ModelClient:
         self.config = config
         self.model_name = config.model
         self.journal = ResponseJournal(config.journal_path, config.journal_synchronous)
-        self._usage: dict[str, dict[str, float]] = defaultdict(
-            lambda: dict.fromkeys(USAGE_METRICS, 0.0))
+        self._usage: dict[str, Usage] = defaultdict(Usage)
         self._budget = Budget(config.budget_usd, config.price)
         self._unsaved_samples: list[tuple] = []
         self._unsaved_calls: list[tuple] = []
@@ -120,23 +114,15 @@ class ModelClient:
             raise ModelAccessError("the model client is closed")
         return self._run(self._complete(list(requests), purpose))
 
-    def usage(self, purpose: str | None = None) -> dict[str, float]:
-        """Token and request accounting.
-
-        With `purpose`: that purpose's metrics under plain names (requests, samples,
-        journal_hits, prompt_tokens, completion_tokens, cached_tokens, retries, cost_usd).
-        Without: `total.<metric>` plus `<purpose>.<metric>` for every purpose seen.
-        """
+    def usage(self, purpose: str | None = None) -> Usage:
+        """What this client used for `purpose` (a purpose never seen: zeros), or in total."""
         if purpose is not None:
-            return dict(self._usage.get(purpose) or dict.fromkeys(USAGE_METRICS, 0.0))
-        flat: dict[str, float] = {}
-        totals = dict.fromkeys(USAGE_METRICS, 0.0)
-        for name, metrics in sorted(self._usage.items()):
-            for metric, value in metrics.items():
-                flat[f"{name}.{metric}"] = value
-                totals[metric] += value
-        flat.update({f"total.{metric}": value for metric, value in totals.items()})
-        return flat
+            return replace(self._usage.get(purpose) or Usage())
+        return sum(self._usage.values(), Usage())
+
+    def usage_by_purpose(self) -> dict[str, Usage]:
+        """Usage of every purpose seen, by purpose name."""
+        return {name: replace(usage) for name, usage in sorted(self._usage.items())}
 
     @property
     def transport_name(self) -> str:
@@ -205,7 +191,7 @@ class ModelClient:
                 else:
                     row.append(Completion(hit[0], hit[1], key, sample_index, hit[2], hit[3],
                                           True))
-                    usage["journal_hits"] += 1
+                    usage.journal_hits += 1
             samples[digest] = row
             for start in range(0, len(missing), cfg.max_n_per_request):
                 jobs.append(_Job(request, digest, missing[start:start + cfg.max_n_per_request]))
@@ -338,24 +324,24 @@ class ModelClient:
         for completion in completions:
             row[completion.sample_index] = completion
         usage = self._usage[purpose]
-        usage["requests"] += 1
-        usage["samples"] += len(completions)
-        usage["prompt_tokens"] += parsed.prompt_tokens
-        usage["completion_tokens"] += parsed.completion_tokens
-        usage["cached_tokens"] += parsed.cached_tokens
-        usage["cost_usd"] += call_cost
+        usage.requests += 1
+        usage.samples += len(completions)
+        usage.prompt_tokens += parsed.prompt_tokens
+        usage.completion_tokens += parsed.completion_tokens
+        usage.cached_tokens += parsed.cached_tokens
+        usage.cost_usd += call_cost
         self._budget.spend(call_cost)
         return len(completions)
 
     async def _backoff(self, attempt: int, retry_after: float | None, cause: str,
-                       usage: dict[str, float]) -> None:
+                       usage: Usage) -> None:
         cfg = self.config
         if attempt > cfg.max_retries:
             raise ModelAccessError(
                 f"giving up after {cfg.max_retries} retries; last error: {cause} from "
                 f"{cfg.endpoint_id} (model {cfg.model}); received samples are journaled",
                 retryable=True) from None
-        usage["retries"] += 1
+        usage.retries += 1
         ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1))
         delay = random.uniform(0, ceiling)
         if retry_after is not None:

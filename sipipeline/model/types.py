@@ -55,3 +55,25 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     from_journal: bool
+
+
+@dataclass
+class Usage:
+    """Requests, tokens and money of one purpose (or of all of them, added up)."""
+
+    requests: int = 0
+    samples: int = 0
+    journal_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    retries: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{name: value + getattr(other, name)
+                        for name, value in self.as_dict().items()})
+
+    def as_dict(self) -> dict[str, float]:
+        """Field name -> value, e.g. for asset metadata."""
+        return dict(vars(self))

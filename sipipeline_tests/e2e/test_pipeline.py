@@ -13,7 +13,7 @@ from dagster._time import get_current_datetime
 from sipipeline.definitions import ROUND_ASSETS
 from sipipeline.defs import assets
 from sipipeline.defs.partitions import bootstrap_rounds, round_key
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import OpenAIEndpointResource
 from sipipeline.defs.round_store import RoundStore
 from sipipeline.defs.storage import ParquetIOManager, read_parquet
 from sipipeline.similarity import rouge_l_fmeasure
@@ -34,8 +34,8 @@ class Pipeline:
         self.resources = {
             "io_manager": ParquetIOManager(base_path=str(storage)),
             "round_store": RoundStore(base_path=str(storage)),
-            "llm": LLMResource(base_url=server.base_url, api_key="test-key", model="fake-model",
-                               max_in_flight=4),
+            "llm": OpenAIEndpointResource(base_url=server.base_url, api_key="test-key",
+                                          model="fake-model", max_in_flight=4),
         }
         self.defs = dg.Definitions(assets=[assets.round_handoff, *ROUND_ASSETS],
                                    resources=self.resources)
@@ -207,8 +207,9 @@ def test_bad_credentials_fail_the_round_once_without_retries(tmp_path):
 
 def test_a_round_runs_against_a_chat_model_through_the_same_assets(tmp_path, server):
     pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
-    pipeline.resources["llm"] = LLMResource(base_url=server.base_url, api_key="test-key",
-                                            model="fake-model", api="chat")
+    pipeline.resources["llm"] = OpenAIEndpointResource(base_url=server.base_url,
+                                                       api_key="test-key", model="fake-model",
+                                                       api="chat")
     assert pipeline.run_round(1).success
     assert {e["path"] for e in server.completion_log()} == {"/v1/chat/completions"}
     pool = pipeline.read("filtered_tasks", 1)

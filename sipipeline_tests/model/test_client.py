@@ -67,9 +67,14 @@ def test_round_trip_in_order_with_n_samples(tmp_path: Path, transport: str) -> N
         body = log[0]["body"]
         assert body["temperature"] == 0.7 and body["top_p"] == 0.5 and body["stop"] == ["\n\n"]
         usage = client.usage("generated_instructions")
-        assert usage["requests"] == 10 and usage["samples"] == 30
-        assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
-        assert client.usage()["total.requests"] == 10
+        assert usage.requests == 10 and usage.samples == 30
+        assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+        assert client.usage().requests == 10
+        client.complete(requests_for(2, n=1, seed=5), purpose="instances")
+        by_purpose = client.usage_by_purpose()
+        assert sorted(by_purpose) == ["generated_instructions", "instances"]
+        assert by_purpose["instances"].requests == 2 and client.usage().requests == 12
+        assert client.usage("never used").requests == 0
 
 
 def test_journal_reuse_and_fresh_samples_with_new_seed(tmp_path: Path) -> None:
@@ -79,8 +84,8 @@ def test_journal_reuse_and_fresh_samples_with_new_seed(tmp_path: Path) -> None:
             first = client.complete(requests_for(6), purpose="p")
         with make_client(server, journal) as client:
             again = client.complete(requests_for(6), purpose="p")
-            assert client.usage("p")["journal_hits"] == 12
-            assert client.usage("p")["requests"] == 0
+            assert client.usage("p").journal_hits == 12
+            assert client.usage("p").requests == 0
             assert all(c.from_journal for row in again for c in row)
             assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in first]
             assert [[c.request_key for c in r] for r in again] == \
@@ -113,7 +118,7 @@ def test_faults_retried_and_no_paid_request_duplicated(tmp_path: Path, transport
         for request, row in zip(batch, results, strict=True):
             if row[0].finish_reason == "stop":
                 assert [c.text for c in row] == expected_texts(request)
-        assert usage["retries"] == 6
+        assert usage.retries == 6
         log = server.completion_log()
         assert collections.Counter(e["fault"] for e in log if e["fault"]) == {
             "429": 2, "500": 2, "slow": 1, "malformed": 1, "truncated": 1}
@@ -152,7 +157,7 @@ def test_exhausted_retries_fail_and_keep_the_journal(tmp_path: Path, transport: 
             usage = client.usage("p")
         # Work already done is never redone: only the failed prompt goes out again, though
         # requests after it may not have been sent before the failure stopped the run.
-        assert usage["requests"] + usage["journal_hits"] / 2 == 8
+        assert usage.requests + usage.journal_hits / 2 == 8
         assert [[c.text for c in row] for row in results] == [expected_texts(r) for r in batch]
         assert_no_duplicate_paid(server)
 
@@ -236,7 +241,7 @@ def test_endpoint_ignoring_n_is_asked_again_for_the_rest(tmp_path: Path) -> None
         assert [c.sample_index for c in row] == [0, 1, 2]
         assert [e["body"].get("n", 1) for e in server.completion_log()] == [3, 2, 1]
         assert_no_duplicate_paid(server)
-        assert client.usage("p")["samples"] == 3
+        assert client.usage("p").samples == 3
 
 
 def test_sdk_default_httpx_transport_works_too(tmp_path: Path, monkeypatch) -> None:
@@ -281,7 +286,7 @@ def test_budget_stops_before_it_is_exceeded(tmp_path: Path) -> None:
             with pytest.raises(ModelAccessError, match="budget") as caught:
                 client.complete(requests_for(40), purpose="p")
             assert not caught.value.retryable
-            spent = client.usage("p")["cost_usd"]
+            spent = client.usage("p").cost_usd
         assert 0 < spent <= 0.2
         assert 0 < len(server.completion_log()) < 40
         rows = sqlite3.connect(journal).execute("SELECT SUM(cost_usd) FROM calls").fetchone()

@@ -11,7 +11,7 @@ from sipipeline.defs import assets
 from sipipeline.defs.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
 from sipipeline.defs.checks import ROUND_CHECKS
 from sipipeline.defs.partitions import bootstrap_rounds, round_key
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import OpenAIEndpointResource
 from sipipeline.defs.round_store import RoundStore
 from sipipeline.defs.storage import ParquetIOManager, read_parquet
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
@@ -33,8 +33,8 @@ class RoundJobHarness:
             resources={
                 "io_manager": ParquetIOManager(base_path=str(storage)),
                 "round_store": RoundStore(base_path=str(storage)),
-                "llm": LLMResource(base_url=server.base_url, api_key="test-key",
-                                   model="fake-model", max_in_flight=4),
+                "llm": OpenAIEndpointResource(base_url=server.base_url, api_key="test-key",
+                                              model="fake-model", max_in_flight=4),
             },
         )
         self.job = self.defs.resolve_job_def(bootstrap_round_job.name)

@@ -58,6 +58,9 @@ class _Job:
     sample_indices: list[int]
 
 
+MALFORMED = "malformed response from the endpoint"
+
+
 class _AbortedError(Exception):
     pass
 
@@ -270,17 +273,17 @@ class ModelClient:
                 self._budget.release(reservation)
                 cause = ("timeout" if isinstance(error, EndpointTimeoutError)
                          else "connection error" if isinstance(error, EndpointConnectionError)
-                         else "malformed response")
+                         else f"{MALFORMED} ({error})")
                 attempt += 1
                 await self._backoff(attempt, None, cause, usage)
                 continue
             self._budget.release(reservation)
             received = self._accept(parsed, job, pending, row, purpose)
-            if received == 0:
-                attempt += 1
-                await self._backoff(attempt, None, "a response without usable choices", usage)
-                continue
             pending = pending[received:]
+            if parsed.problem is not None:
+                # Unusable choices are not answers: the samples they stood for are asked again.
+                attempt += 1
+                await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
 
     async def _send(self, request: CompletionRequest, n: int, job: _Job,
                     first_sample: int) -> Any:
@@ -293,10 +296,11 @@ class ModelClient:
 
     def _accept(self, parsed: ParsedResponse, job: _Job, pending: list[int],
                 row: list[Completion | None], purpose: str) -> int:
-        """Journal the samples of one response and fill them in; returns how many came."""
+        """Journal the samples of one response and fill them in; returns how many came.
+
+        The call is accounted (and paid for) even when none of its choices was usable.
+        """
         cfg = self.config
-        if not parsed.texts:
-            return 0
         call_cost = cost_usd(cfg.price, parsed.prompt_tokens, parsed.completion_tokens,
                              parsed.cached_tokens)
         shares = split_tokens(parsed.completion_tokens, parsed.texts)

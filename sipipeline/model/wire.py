@@ -24,7 +24,11 @@ class MalformedResponseError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    """The usable choices of one answer (in choice-index order) and its token usage."""
+    """The usable choices of one answer (in choice-index order) and its token usage.
+
+    `problem` says what was wrong when some choices (or all, or the list itself) were not
+    usable; those are not answers and must be asked for again.
+    """
 
     texts: list[str]
     finish_reasons: list[str]
@@ -32,6 +36,7 @@ class ParsedResponse:
     completion_tokens: int
     cached_tokens: int
     response_id: str
+    problem: str | None = None
 
 
 def build_body(request: CompletionRequest, *, model: str, api: str, n: int,
@@ -67,26 +72,42 @@ def build_body(request: CompletionRequest, *, model: str, api: str, n: int,
 
 def parse_choices(response: Any, *, api: str, limit: int,
                   extra_stops: Sequence[str] = ()) -> ParsedResponse:
-    """The first `limit` choices of an answer, with `extra_stops` applied, and its usage."""
+    """The first `limit` usable choices of an answer, with `extra_stops` applied, and its usage.
+
+    A choice is usable when its text (`text`, or `message.content` in chat mode) is a string
+    and, if that string is empty, the choice also says why it ended (`finish_reason`): a model
+    may legitimately stop at once, but a choice with no text, a null or non-string one, or an
+    empty one with no reason is a malformed answer, never a sample.
+    """
     if not isinstance(response, dict):
         raise MalformedResponseError("the answer is not a JSON object")
     try:
-        choices = sorted((c for c in response.get("choices") or [] if isinstance(c, dict)),
-                         key=lambda c: c.get("index") or 0)[:limit]
+        raw_choices = response.get("choices")
+        if raw_choices is not None and not isinstance(raw_choices, list):
+            raise MalformedResponseError("`choices` is not a list")
+        choices = sorted((c for c in raw_choices or [] if isinstance(c, dict)),
+                         key=lambda c: c.get("index") or 0)
         texts: list[str] = []
         finishes: list[str] = []
+        problems: list[str] = []
         for choice in choices:
-            if api == API_CHAT:
-                text = (choice.get("message") or {}).get("content") or ""
-            else:
-                text = choice.get("text") or ""
+            if len(texts) == limit:
+                break
+            text, problem = _choice_text(choice, api)
+            if problem is not None:
+                problems.append(problem)
+                continue
             finish = choice.get("finish_reason") or "unknown"
             if extra_stops:
                 text, was_cut = apply_stops(text, extra_stops)
                 if was_cut:
                     finish = "stop"
-            texts.append(str(text))
+            texts.append(text)
             finishes.append(str(finish))
+        if not raw_choices:
+            problems.append("no choices")
+        elif len(problems) + len(texts) < min(limit, len(raw_choices)):
+            problems.append("a choice that is not a JSON object")
         usage = response.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
         return ParsedResponse(
@@ -95,9 +116,30 @@ def parse_choices(response: Any, *, api: str, limit: int,
             completion_tokens=int(usage.get("completion_tokens") or 0),
             cached_tokens=(int(details.get("cached_tokens") or 0)
                            if isinstance(details, dict) else 0),
-            response_id=str(response.get("id") or ""))
+            response_id=str(response.get("id") or ""),
+            problem=", ".join(sorted(set(problems))) or None)
     except (TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, MalformedResponseError):
+            raise
         raise MalformedResponseError(f"unexpected answer structure: {error}") from None
+
+
+def _choice_text(choice: dict[str, Any], api: str) -> tuple[str, str | None]:
+    """(text, None) for a usable choice, else ("", what is wrong with it)."""
+    if api == API_CHAT:
+        message = choice.get("message")
+        if not isinstance(message, dict) or "content" not in message:
+            return "", "a choice without message.content"
+        text, field = message["content"], "message.content"
+    else:
+        if "text" not in choice:
+            return "", "a choice without text"
+        text, field = choice["text"], "text"
+    if not isinstance(text, str):
+        return "", f"a choice whose {field} is {type(text).__name__}, not a string"
+    if not text and not choice.get("finish_reason"):
+        return "", f"a choice with an empty {field} and no finish_reason"
+    return text, None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

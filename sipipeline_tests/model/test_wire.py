@@ -91,3 +91,56 @@ def test_split_tokens_shares_by_length_and_sums_to_the_total() -> None:
     assert split_tokens(10, []) == []
     shares = split_tokens(10, ["aaaa", "a", ""])
     assert sum(shares) == 10 and shares[0] > shares[1] >= shares[2]
+
+
+@pytest.mark.parametrize(("choice", "problem"), [
+    ({"index": 0, "finish_reason": "stop"}, "without text"),
+    ({"index": 0, "text": None, "finish_reason": "stop"}, "NoneType, not a string"),
+    ({"index": 0, "text": 7, "finish_reason": "stop"}, "int, not a string"),
+    ({"index": 0, "text": ["a"], "finish_reason": "stop"}, "list, not a string"),
+    ({"index": 0, "text": "", "finish_reason": None}, "empty text and no finish_reason"),
+    ({"index": 0, "text": ""}, "empty text and no finish_reason"),
+])
+def test_a_choice_without_usable_text_is_not_an_answer(choice, problem) -> None:
+    parsed = parse_choices({"choices": [choice], "usage": {"completion_tokens": 3}},
+                           api=API_COMPLETIONS, limit=1)
+    assert parsed.texts == [] and problem in parsed.problem
+    assert parsed.completion_tokens == 3  # still accounted: the endpoint may charge for it
+
+
+@pytest.mark.parametrize(("message", "problem"), [
+    (None, "without message.content"),
+    ({"role": "assistant"}, "without message.content"),
+    ({"role": "assistant", "content": None}, "NoneType, not a string"),
+    ({"role": "assistant", "content": {"x": 1}}, "dict, not a string"),
+])
+def test_a_chat_choice_without_usable_content_is_not_an_answer(message, problem) -> None:
+    parsed = parse_choices({"choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": message}]}, api=API_CHAT, limit=1)
+    assert parsed.texts == [] and problem in parsed.problem
+
+
+def test_an_explicit_empty_completion_with_a_reason_is_an_answer() -> None:
+    parsed = parse_choices({"choices": [{"index": 0, "text": "", "finish_reason": "stop"}]},
+                           api=API_COMPLETIONS, limit=1)
+    assert (parsed.texts, parsed.finish_reasons, parsed.problem) == ([""], ["stop"], None)
+
+
+def test_usable_choices_are_kept_next_to_unusable_ones() -> None:
+    response = {"choices": [{"index": 0, "text": "good", "finish_reason": "stop"},
+                            {"index": 1, "finish_reason": "stop"},
+                            "not an object",
+                            {"index": 2, "text": "also good", "finish_reason": "length"}]}
+    parsed = parse_choices(response, api=API_COMPLETIONS, limit=4)
+    assert parsed.texts == ["good", "also good"]
+    assert "without text" in parsed.problem and "not a JSON object" in parsed.problem
+
+
+@pytest.mark.parametrize("response", [{}, {"choices": []}, {"choices": None}])
+def test_no_choices_is_a_problem(response) -> None:
+    assert parse_choices(response, api=API_COMPLETIONS, limit=1).problem == "no choices"
+
+
+def test_choices_that_are_not_a_list_are_malformed() -> None:
+    with pytest.raises(MalformedResponseError, match="not a list"):
+        parse_choices({"choices": {"text": "x"}}, api=API_COMPLETIONS, limit=1)

@@ -4,7 +4,9 @@ Real HTTP over a real socket (asyncio on one thread, HTTP/1.1 keep-alive), so th
 code under test runs exactly as it would against a remote endpoint. It answers
 `/v1/completions`, `/v1/chat/completions` and `/v1/models`, supports `n>1` and usage numbers,
 and injects faults on request: 429 with Retry-After, 500, slow answers past the client's
-timeout, malformed JSON, truncated (`finish_reason="length"`) completions, 401, and "hold"
+timeout, malformed JSON, choices without usable text (missing, null, a number, or empty with no
+finish_reason; well-formed JSON that is still no answer), truncated (`finish_reason="length"`)
+completions, 401, and "hold"
 (the request waits until `release_held()` or `stop()`; used to kill a client deterministically
 while requests are in flight).
 
@@ -27,14 +29,19 @@ from typing import Any
 
 Responder = Callable[[str, dict, int], tuple[str, str]]
 
-UNPAID_FAULTS = ("malformed",)
+#: Faults whose answer carries no usable completion: the client must not count it as one.
+TEXTLESS_FAULTS = ("no_text", "null_text", "numeric_text", "empty_text_no_reason")
+UNPAID_FAULTS = ("malformed", *TEXTLESS_FAULTS)
 
 
 @dataclass(frozen=True)
 class Fault:
     """One injected fault.
 
-    kind: "429", "500", "400", "401", "slow", "malformed", "truncated" or "hold".
+    kind: "429", "500", "400", "401", "slow", "malformed", "truncated", "hold", one of
+    TEXTLESS_FAULTS (every choice loses its text that way), "first_choice_textless" (only
+    choice 0 has no text), or "empty_text" (a legitimate empty completion: "" with
+    finish_reason "stop").
     retry_after_s: Retry-After sent with a 429 (also as `retry-after-ms`).
     delay_s: how long a "slow" answer takes before it is written.
     """
@@ -346,6 +353,8 @@ class FakeOpenAIServer:
             text, finish_reason = self.responder(prompt_text, body, index)
             if kind == "truncated":
                 text, finish_reason = text[: max(1, len(text) // 2)], "length"
+            if kind == "empty_text":
+                text, finish_reason = "", "stop"
             completion_tokens += _count_tokens(text)
             if is_chat:
                 choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
@@ -353,6 +362,8 @@ class FakeOpenAIServer:
             else:
                 choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
                                 "text": text})
+            if kind in TEXTLESS_FAULTS or (kind == "first_choice_textless" and index == 0):
+                _spoil_text(choices[-1], kind, is_chat)
         prompt_tokens = _count_tokens(prompt_text)
         data = {
             "id": f"cmpl-{len(self.request_log)}-{int(entry['time'] * 1e6)}",
@@ -401,6 +412,21 @@ class _Connection:
         except ConnectionError:
             self.closed = True
             return False
+
+
+def _spoil_text(choice: dict, kind: str, is_chat: bool) -> None:
+    """Make one choice's text unusable in the way `kind` names."""
+    holder = choice["message"] if is_chat else choice
+    field = "content" if is_chat else "text"
+    if kind in ("no_text", "first_choice_textless"):
+        del holder[field]
+    elif kind == "null_text":
+        holder[field] = None
+    elif kind == "numeric_text":
+        holder[field] = 42
+    else:  # empty_text_no_reason
+        holder[field] = ""
+        choice["finish_reason"] = None
 
 
 def _error(message: str, code: str) -> dict:

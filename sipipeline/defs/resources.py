@@ -23,7 +23,9 @@ from pydantic import Field, PrivateAttr
 from sipipeline.model import embedded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.keys import endpoint_id
 from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
+from sipipeline.model.redaction import REDACTED, redact, split_credentials
 from sipipeline.model.types import API_CHAT, API_COMPLETIONS, ModelAccessError
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -168,11 +170,13 @@ class OpenAIEndpointResource(ModelResource):
 
     base_url: str = Field(
         description="The endpoint, e.g. https://api.openai.com/v1; give it as an environment "
-        f"variable ({BASE_URL_ENV}).")
+        f"variable ({BASE_URL_ENV}). Credentials in it (http://user:password@host/v1) are sent "
+        "as HTTP Basic auth instead of the API key, and kept out of logs and the journal.")
     api_key: str | None = Field(
         default=None,
         description=f"API key; give it as an environment variable ({API_KEY_ENV}), never as "
-        "a literal. A local server without auth accepts any value, e.g. 'none'.")
+        "a literal. A local server without auth accepts any value, e.g. 'none'. Not needed "
+        "(and not sent) when the URL carries credentials.")
     model: str | None = Field(
         default=None,
         description=f"Model name at the endpoint (default {DEFAULT_REMOTE_MODEL}).")
@@ -181,12 +185,12 @@ class OpenAIEndpointResource(ModelResource):
         "ignore n.")
 
     def describe(self) -> dict[str, str]:
-        return {"endpoint": self.base_url, "model": self.model or DEFAULT_REMOTE_MODEL,
-                "api": self.api}
+        return {"endpoint": endpoint_id(self.base_url),
+                "model": self.model or DEFAULT_REMOTE_MODEL, "api": self.api}
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
         shared = self._shared_settings()
-        if not self.api_key:
+        if not self.api_key and not split_credentials(self.base_url).present():
             raise ModelAccessError(
                 f"an endpoint is configured ({BASE_URL_ENV} or base_url) but no API key: set "
                 f"{API_KEY_ENV} (for a local server without authentication any value works, "
@@ -194,14 +198,16 @@ class OpenAIEndpointResource(ModelResource):
         model = self.model or DEFAULT_REMOTE_MODEL
         return ModelClientConfig(
             **shared, base_url=self.base_url, model=model, journal_path=journal_path,
-            api_key=self.api_key, max_in_flight=self.max_in_flight or 32,
+            api_key=self.api_key or "", max_in_flight=self.max_in_flight or 32,
             max_n_per_request=self.max_n_per_request,
             price=self._configured_price() or DEFAULT_PRICES.get(model))
 
     def _shown_fields(self) -> dict[str, Any]:
         shown = self.model_dump()
         if shown.get("api_key"):
-            shown["api_key"] = "[redacted]"
+            shown["api_key"] = REDACTED
+        if isinstance(shown.get("base_url"), str):
+            shown["base_url"] = redact(shown["base_url"])
         return shown
 
 

@@ -229,7 +229,7 @@ class ModelClient:
             except Exception as error:  # e.g. the journal's disk is full: stop cleanly
                 state.fail(ModelAccessError(
                     f"model access stopped by {type(error).__name__}: "
-                    f"{redact(str(error), self.config.api_key)}"))
+                    f"{redact(str(error), *self.config.secrets())}"))
                 return
 
     async def _run_job(self, state: _RunState, job: _Job, row: list[Completion | None],
@@ -256,12 +256,12 @@ class ModelClient:
                 if status in (401, 403):
                     raise ModelAccessError(
                         f"the endpoint refused the credentials (HTTP {status}); check "
-                        "OPENAI_API_KEY and OPENAI_BASE_URL") from None
+                        "OPENAI_API_KEY and the credentials in OPENAI_BASE_URL") from None
                 retryable = status in (408, 409, 429) or status >= 500
                 if not retryable:
                     raise ModelAccessError(
                         f"the endpoint rejected a request (HTTP {status}): "
-                        f"{redact(error.message, cfg.api_key)}") from None
+                        f"{redact(error.message, *cfg.secrets())}") from None
                 retry_after = parse_retry_after(error.headers)
                 if status == 429 and retry_after is not None:
                     state.pause_until = max(state.pause_until, time.monotonic() + retry_after)
@@ -277,6 +277,14 @@ class ModelClient:
                 attempt += 1
                 await self._backoff(attempt, None, cause, usage)
                 continue
+            except Exception as error:
+                # A LocalRequestError or anything else raised here, before any answer: not the
+                # endpoint's doing and no retry can help, so it fails at once as what it is.
+                self._budget.release(reservation)
+                raise ModelAccessError(
+                    f"a local error stopped a request to {cfg.endpoint_id} before the endpoint "
+                    f"answered ({type(error).__name__}: {redact(str(error), *cfg.secrets())}); "
+                    "nothing was received for it") from None
             self._budget.release(reservation)
             received = self._accept(parsed, job, pending, row, purpose)
             pending = pending[received:]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sipipeline.model.keys import endpoint_id
 from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
+from sipipeline.model.redaction import redact, split_credentials
 from sipipeline.model.types import API_COMPLETIONS, API_MODES, ModelAccessError
 
 # "aiohttp": POST the OpenAI wire format straight through aiohttp; "openai": the official
@@ -21,7 +23,7 @@ class ModelClientConfig:
     id instead of its per-process port so its journal survives restarts.
     """
 
-    base_url: str
+    base_url: str = field(repr=False)  # may carry credentials
     model: str
     journal_path: str
     api_key: str = field(default="", repr=False)
@@ -40,6 +42,10 @@ class ModelClientConfig:
     journal_synchronous: str = "NORMAL"
     http_transport: str = "auto"
 
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a message: the key and any credentials in the URL."""
+        return (self.api_key, *split_credentials(self.base_url).secrets())
+
     def __post_init__(self) -> None:
         if self.http_transport not in HTTP_TRANSPORTS:
             raise ModelAccessError(
@@ -50,6 +56,16 @@ class ModelClientConfig:
             raise ModelAccessError("max_in_flight and max_n_per_request must be at least 1")
         if not self.model:
             raise ModelAccessError("no model name configured")
+        credentials = split_credentials(self.base_url)
+        try:
+            parts = urlsplit(credentials.url)
+            _ = parts.port  # raises on a port out of range
+        except ValueError as error:
+            raise ModelAccessError(f"the endpoint URL is not usable: {error}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ModelAccessError(
+                "the endpoint URL must start with http:// or https:// and name a host, e.g. "
+                f"https://api.openai.com/v1; got {redact(credentials.url)!r}")
         if not self.endpoint_id:
             self.endpoint_id = endpoint_id(self.base_url)
         if self.price is None:

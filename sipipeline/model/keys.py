@@ -6,7 +6,9 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict
+from urllib.parse import urlsplit, urlunsplit
 
+from sipipeline.model.redaction import split_credentials
 from sipipeline.model.types import API_CHAT, CHAT_SYSTEM_MESSAGE, CompletionRequest, SamplingParams
 
 JOURNAL_SCHEMA_VERSION = 2
@@ -42,5 +44,10 @@ def sample_key(prompt_digest: str, sample_index: int) -> str:
 
 
 def endpoint_id(base_url: str) -> str:
-    """How journal keys name an endpoint: its URL without a trailing slash."""
-    return base_url.rstrip("/")
+    """How journal keys name an endpoint: scheme://host[:port]/path, never its credentials.
+
+    Credentials, query and fragment are left out, so a changed password keeps every journal
+    hit and no secret reaches the journal.
+    """
+    parts = urlsplit(split_credentials(base_url).url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")).rstrip("/")

@@ -2,12 +2,19 @@
 
 Two interchangeable implementations: aiohttp speaking the wire format directly (the lean
 default) and the official `openai` SDK's request path. Both raise the same three errors, so
-the client's retry logic does not care which one runs.
+the client's retry logic does not care which one runs. Anything else a transport raises is a
+local error (the request could not be built or sent), never the endpoint's answer.
+
+Authorization: the API key as a bearer token, or - when the endpoint URL carries credentials
+(`http://user:password@host/v1`, a basic-auth proxy in front of a model server) - those
+credentials as HTTP Basic auth instead: a request has one `Authorization` header, and the
+credentials in the URL are the more specific instruction. The URL itself is used without them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import ssl
@@ -18,6 +25,7 @@ from urllib.parse import urlsplit
 import openai
 
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.redaction import split_credentials
 from sipipeline.model.wire import MalformedResponseError, error_body_message
 
 
@@ -37,6 +45,10 @@ class EndpointTimeoutError(Exception):
 
 class EndpointConnectionError(Exception):
     pass
+
+
+class LocalRequestError(Exception):
+    """The request could not be built or sent here (e.g. an unusable URL): not an answer."""
 
 
 class Transport(Protocol):
@@ -69,6 +81,16 @@ def aiohttp_available() -> bool:
     return True
 
 
+def authorization(config: ModelClientConfig) -> tuple[str, str]:
+    """(URL without credentials, `Authorization` header value) for the endpoint."""
+    credentials = split_credentials(config.base_url)
+    if credentials.present():
+        token = base64.b64encode(
+            f"{credentials.username}:{credentials.password}".encode()).decode("ascii")
+        return credentials.url, f"Basic {token}"
+    return config.base_url, f"Bearer {config.api_key or 'none'}"
+
+
 def extra_openai_headers() -> dict[str, str]:
     """Organization and project headers, from the variables the official SDK reads."""
     headers = {}
@@ -92,8 +114,9 @@ class AiohttpTransport:
         import aiohttp
 
         self._aiohttp = aiohttp
-        self._base_url = config.base_url.rstrip("/")
-        loopback = is_loopback(config.base_url)
+        base_url, auth_header = authorization(config)
+        self._base_url = base_url.rstrip("/")
+        loopback = is_loopback(base_url)
         ssl_context: ssl.SSLContext | bool = True
         if not loopback:
             try:
@@ -102,7 +125,7 @@ class AiohttpTransport:
                 ssl_context = ssl.create_default_context(cafile=certifi.where())
             except ImportError:
                 pass
-        headers = {"Authorization": f"Bearer {config.api_key or 'none'}",
+        headers = {"Authorization": auth_header,
                    "Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": "sipipeline", **extra_openai_headers()}
         self._session = aiohttp.ClientSession(
@@ -121,6 +144,8 @@ class AiohttpTransport:
                                               error_body_message(payload))
         except asyncio.TimeoutError:
             raise EndpointTimeoutError() from None
+        except self._aiohttp.InvalidURL:
+            raise LocalRequestError("the endpoint URL is not usable") from None
         except self._aiohttp.ClientError as error:
             raise EndpointConnectionError(type(error).__name__) from None
         try:
@@ -139,11 +164,13 @@ class SdkTransport:
     name = "openai"
 
     def __init__(self, config: ModelClientConfig) -> None:
+        base_url, auth_header = authorization(config)
         self._client = openai.AsyncOpenAI(
-            api_key=config.api_key or "none", base_url=config.base_url,
+            api_key=config.api_key or "none", base_url=base_url,
             timeout=config.timeout_s,
             max_retries=0,  # retries are ours: journal-aware, Retry-After-aware, bounded
-            http_client=sdk_http_client(config.base_url))
+            default_headers={"Authorization": auth_header},
+            http_client=sdk_http_client(base_url))
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         try:

@@ -108,3 +108,41 @@ def test_authentication_error_surfaces_as_a_failed_asset(tmp_path: Path) -> None
         text = str(failure.error.to_string())
         assert "401" in text and "OPENAI_API_KEY" in text and SECRET not in text
         assert len(server.completion_log()) == 1
+
+
+def test_credentials_in_the_url_work_and_stay_out_of_everything_the_run_wrote(
+        tmp_path: Path, monkeypatch) -> None:
+    password = "proxy-PASSWORD-4711"
+    home = tmp_path / "dagster_home"
+    journal = str(tmp_path / "journal" / "llm_journal.sqlite")
+    with FakeOpenAIServer(require_basic_auth=("alice", password)) as server:
+        url = server.base_url.replace("http://", f"http://alice:{password}@")
+        monkeypatch.setenv(BASE_URL_ENV, url)
+        monkeypatch.delenv(API_KEY_ENV, raising=False)
+        monkeypatch.setenv(MODEL_ENV, "fake-model")
+
+        @dg.asset
+        def answers(context, llm: ModelResource) -> list[str]:
+            client = llm.get_client(journal)
+            rows = client.complete([CompletionRequest("Say hi", SamplingParams(max_tokens=4),
+                                                      n=2)], purpose="answers")
+            context.log.info(f"resource {llm!r} client {client!r} config {client.config!r}")
+            context.add_output_metadata({**llm.describe(),
+                                         **client.usage("answers").as_dict()})
+            return [c.text for c in rows[0]]
+
+        home.mkdir()
+        with dg.instance_for_test(temp_dir=str(home)) as instance:
+            result = dg.materialize([answers], resources={"llm": llm_resource_from_env()},
+                                    instance=instance)
+            assert result.success
+            records = instance.all_logs(result.run_id)
+            everything = "\n".join(str(r) for r in records)
+            everything += str(instance.get_run_by_id(result.run_id).run_config)
+        assert server.base_url in everything  # the credential-free endpoint is shown
+        assert password not in everything
+        assert {e["auth_scheme"] for e in server.completion_log()} == {"Basic"}
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("llm_journal") for p in written)
+    for path in written:
+        assert password.encode() not in path.read_bytes(), path

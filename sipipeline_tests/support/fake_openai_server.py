@@ -18,6 +18,7 @@ answer is written — timed out or killed — is detected and not counted as pai
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import threading
@@ -94,14 +95,18 @@ class FakeOpenAIServer:
         model_ids: Iterable[str] = ("fake-model",),
         require_api_key: str | None = None,
         max_choices: int | None = None,
+        require_basic_auth: tuple[str, str] | None = None,
     ) -> None:
         """max_choices: answer at most this many choices whatever `n` asks (endpoints that
-        ignore n); require_api_key: answer 401 unless this bearer token is sent."""
+        ignore n); require_api_key: answer 401 unless this bearer token is sent;
+        require_basic_auth: (user, password) a basic-auth proxy in front of the model wants,
+        else 401."""
         self.responder: Responder = responder or default_responder
         self.max_choices = max_choices
         self.latency_s = latency_s
         self.model_ids = list(model_ids)
         self.require_api_key = require_api_key
+        self.require_basic_auth = require_basic_auth
         self.request_log: list[dict[str, Any]] = []
         self._faults = faults
         self._completion_count = 0
@@ -289,11 +294,19 @@ class FakeOpenAIServer:
             entry["status"] = 404
             await connection.send_json(404, _error("unknown path", "not_found"))
             return
+        authorization = headers.get("authorization", "")
+        entry["auth_scheme"] = authorization.split(" ", 1)[0]
         expected_auth = f"Bearer {self.require_api_key}"
-        if self.require_api_key is not None and headers.get("authorization") != expected_auth:
+        if self.require_api_key is not None and authorization != expected_auth:
             entry["status"] = 401
             await connection.send_json(401, _error("Incorrect API key provided.",
                                                    "invalid_api_key"))
+            return
+        if self.require_basic_auth is not None and authorization != _basic(
+                *self.require_basic_auth):
+            entry["status"] = 401
+            await connection.send_json(401, _error("Authentication required.",
+                                                   "unauthorized"))
             return
         fault = self._next_fault(body)
         entry["fault"] = fault.kind if fault else None
@@ -412,6 +425,10 @@ class _Connection:
         except ConnectionError:
             self.closed = True
             return False
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _spoil_text(choice: dict, kind: str, is_chat: bool) -> None:

@@ -263,6 +263,13 @@ class ModelClient:
                         f"the endpoint rejected a request (HTTP {status}): "
                         f"{redact(error.message, *cfg.secrets())}") from None
                 retry_after = parse_retry_after(error.headers)
+                if retry_after is not None and retry_after > cfg.backoff_max_s:
+                    raise ModelAccessError(
+                        f"the endpoint answered HTTP {status} and asked to wait "
+                        f"{_duration(retry_after)} (Retry-After) before trying again, longer "
+                        f"than backoff_max_s ({_duration(cfg.backoff_max_s)}); stopping instead "
+                        "of waiting. Received samples are journaled: run again later, or raise "
+                        "backoff_max_s to wait that long") from None
                 if status == 429 and retry_after is not None:
                     state.pause_until = max(state.pause_until, time.monotonic() + retry_after)
                 attempt += 1
@@ -359,3 +366,12 @@ class ModelClient:
         if retry_after is not None:
             delay = max(delay, retry_after)
         await asyncio.sleep(delay)
+
+
+def _duration(seconds: float) -> str:
+    """A wait in words: '3600 s (1.0 h)'."""
+    if seconds >= 3600:
+        return f"{seconds:.0f} s ({seconds / 3600:.1f} h)"
+    if seconds >= 120:
+        return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
+    return f"{seconds:g} s"

@@ -82,7 +82,7 @@ def test_faults_retried_and_no_paid_request_duplicated(tmp_path: Path, transport
     faults = ["429", "500", Fault("slow", delay_s=1.0), "malformed", "truncated", None, "500",
               Fault("429", retry_after_s=0.2)]
     with FakeOpenAIServer(faults=faults) as server:
-        with make_client(server, tmp_path / "j.sqlite", timeout_s=0.4,
+        with make_client(server, tmp_path / "j.sqlite", timeout_s=0.4, backoff_max_s=1.0,
                          http_transport=transport) as client:
             batch = requests_for(12)
             results = client.complete(batch, purpose="instances")
@@ -105,7 +105,7 @@ def test_faults_retried_and_no_paid_request_duplicated(tmp_path: Path, transport
 
 def test_retry_after_is_honoured(tmp_path: Path, transport: str) -> None:
     with FakeOpenAIServer(faults=[Fault("429", retry_after_s=0.3)]) as server:
-        with make_client(server, tmp_path / "j.sqlite", max_in_flight=1,
+        with make_client(server, tmp_path / "j.sqlite", max_in_flight=1, backoff_max_s=1.0,
                          http_transport=transport) as client:
             client.complete(requests_for(1), purpose="p")
         first, second = server.completion_log()

@@ -18,16 +18,18 @@ logged, put in an exception message or shown by `repr`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import sqlite3
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
-from sipipeline.model.journal import ResponseJournal
+from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
 from sipipeline.model.redaction import redact
@@ -60,25 +62,43 @@ class _Job:
 
 MALFORMED = "malformed response from the endpoint"
 
+# Leases on request keys: how long one lasts unless renewed, how often the owner renews its
+# leases, and how often a client waiting for another client's answers looks again.
+LEASE_TTL_S = 60.0
+LEASE_RENEW_S = 15.0
+LEASE_POLL_S = 0.25
+
 
 class _AbortedError(Exception):
     pass
 
 
 class _RunState:
-    """Shared by the workers of one `complete()` call (all on the loop thread)."""
+    """Shared by the workers of one `complete()` call (all on the loop thread).
 
-    def __init__(self, jobs: list[_Job]) -> None:
-        self._jobs: Iterator[_Job] = iter(jobs)
+    `ready` jobs hold their leases and may be sent; `waiting` jobs want samples another
+    client has leased, and move to `ready` (or are answered from the journal) as those leases
+    end. `changed` wakes idle workers when that happens or the run fails.
+    """
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.ready: deque[_Job] = deque()
+        self.waiting: list[_Job] = []
         self.error: ModelAccessError | None = None
         self.pause_until = 0.0
+        self.changed = asyncio.Condition()
 
     def next_job(self) -> _Job | None:
-        return next(self._jobs, None)
+        return self.ready.popleft() if self.ready else None
 
     def fail(self, error: ModelAccessError) -> None:
         if self.error is None:
             self.error = error
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
 
 
 class ModelClient:
@@ -199,11 +219,12 @@ class ModelClient:
             for start in range(0, len(missing), cfg.max_n_per_request):
                 jobs.append(_Job(request, digest, missing[start:start + cfg.max_n_per_request]))
         if jobs:
-            state = _RunState(jobs)
-            workers = min(cfg.max_in_flight, len(jobs))
-            await asyncio.gather(*(self._worker(state, samples, purpose)
-                                   for _ in range(workers)))
-            self._flush_journal()
+            state = _RunState(new_lease_owner())
+            try:
+                await self._run_jobs(state, jobs, samples, purpose)
+            finally:
+                self._flush_journal()
+                self._end_leases(state.owner)
             if self._journal_error is not None:
                 error, self._journal_error = self._journal_error, None
                 raise ModelAccessError(
@@ -213,12 +234,85 @@ class ModelClient:
                 raise state.error
         return [samples[d][:r.n] for d, r in zip(digests, requests, strict=True)]  # type: ignore[misc]
 
+    async def _run_jobs(self, state: _RunState, jobs: list[_Job],
+                        samples: dict[str, list[Completion | None]], purpose: str) -> None:
+        """Lease the jobs' samples, send what is ours, wait for what others are sending."""
+        self._sort_claimed(state, jobs, samples, purpose)
+        renewer = asyncio.ensure_future(self._renew_leases(state.owner))
+        watcher = asyncio.ensure_future(self._watch_waiting(state, samples, purpose))
+        try:
+            workers = min(self.config.max_in_flight, len(jobs))
+            await asyncio.gather(*(self._worker(state, samples, purpose)
+                                   for _ in range(workers)))
+        finally:
+            renewer.cancel()
+            watcher.cancel()
+
+    def _sort_claimed(self, state: _RunState, jobs: list[_Job],
+                      samples: dict[str, list[Completion | None]], purpose: str) -> None:
+        """Claim the jobs' samples: fill in journaled ones, queue leased jobs, park the rest."""
+        claims = self.journal.claim([_job_keys(job) for job in jobs], state.owner, LEASE_TTL_S)
+        waiting = []
+        for job, claim in zip(jobs, claims, strict=True):
+            self._take_journaled(job, claim, samples[job.prompt_digest], purpose)
+            if not job.sample_indices:
+                continue
+            if claim.leased:
+                state.ready.append(job)
+            else:
+                waiting.append(job)
+        state.waiting = waiting
+
+    def _take_journaled(self, job: _Job, claim: Claim, row: list[Completion | None],
+                        purpose: str) -> None:
+        """Fill in samples another client journaled meanwhile; drop them from the job."""
+        if not claim.journaled:
+            return
+        left = []
+        for index in job.sample_indices:
+            key = sample_key(job.prompt_digest, index)
+            hit = claim.journaled.get(key)
+            if hit is None:
+                left.append(index)
+                continue
+            row[index] = Completion(hit[0], hit[1], key, index, hit[2], hit[3], True)
+            self._usage[purpose].journal_hits += 1
+        job.sample_indices = left
+
+    async def _watch_waiting(self, state: _RunState,
+                             samples: dict[str, list[Completion | None]], purpose: str) -> None:
+        """Until no job waits: look again at the leases others hold on our samples."""
+        try:
+            while state.waiting and state.error is None:
+                await asyncio.sleep(LEASE_POLL_S)
+                if state.error is None:
+                    self._sort_claimed(state, state.waiting, samples, purpose)
+                await state.notify()
+        finally:
+            state.waiting = []
+            await state.notify()
+
+    async def _renew_leases(self, owner: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            with contextlib.suppress(sqlite3.Error):  # a lease not renewed merely expires
+                self.journal.renew(owner, LEASE_TTL_S)
+
+    def _end_leases(self, owner: str) -> None:
+        """Release what this call still leases (answers journaled already ended theirs)."""
+        with contextlib.suppress(sqlite3.Error):  # e.g. a full disk: the leases then expire
+            self.journal.release(owner)
+
     async def _worker(self, state: _RunState, samples: dict[str, list[Completion | None]],
                       purpose: str) -> None:
         while state.error is None:
             job = state.next_job()
             if job is None:
-                return
+                if not state.waiting:
+                    return
+                async with state.changed:
+                    await state.changed.wait()
+                continue
             try:
                 await self._run_job(state, job, samples[job.prompt_digest], purpose)
             except _AbortedError:
@@ -375,3 +469,7 @@ def _duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
     return f"{seconds:g} s"
+
+
+def _job_keys(job: _Job) -> list[str]:
+    return [sample_key(job.prompt_digest, index) for index in job.sample_indices]

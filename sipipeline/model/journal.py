@@ -1,10 +1,56 @@
-"""The SQLite journal of every sample received: what makes a re-run resend only what is missing."""
+"""The SQLite journal of every sample received: what makes a re-run resend only what is missing.
+
+It also holds leases: before a client sends a request it reserves the request's sample keys
+(owner and expiry) in the same database, so another client - another process on the same
+journal - that wants the same samples waits for their answers instead of paying for them
+again. A lease ends when its answer is journaled (same transaction), when its owner releases
+it (failure, end of the call), when it expires (its owner stopped renewing it), or at once
+when its owner is a process on this host that no longer exists (killed).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+JournaledSample = tuple[str, str, int, int]  # text, finish_reason, prompt, completion tokens
+
+
+@dataclass
+class Claim:
+    """The outcome of `ResponseJournal.claim` for one group of sample keys."""
+
+    journaled: dict[str, JournaledSample] = field(default_factory=dict)
+    leased: bool = False  # the keys not journaled are now reserved for the caller
+
+
+def new_lease_owner() -> str:
+    """A lease owner name: host, process id and a random part (one per `complete` call)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when `owner` was a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class ResponseJournal:
@@ -54,10 +100,16 @@ class ResponseJournal:
                 cost_usd REAL NOT NULL,
                 created_at REAL NOT NULL)"""
         )
+        self._db.execute(
+            """CREATE TABLE IF NOT EXISTS leases (
+                request_key TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                expires_at REAL NOT NULL)"""
+        )
 
-    def lookup(self, keys: Sequence[str]) -> dict[str, tuple[str, str, int, int]]:
+    def lookup(self, keys: Sequence[str]) -> dict[str, JournaledSample]:
         """Journaled samples among `keys`: key -> (text, finish_reason, prompt, completion)."""
-        found: dict[str, tuple[str, str, int, int]] = {}
+        found: dict[str, JournaledSample] = {}
         chunk = 500
         for start in range(0, len(keys), chunk):
             part = keys[start:start + chunk]
@@ -70,12 +122,72 @@ class ResponseJournal:
         return found
 
     def record(self, samples: Sequence[tuple], calls: Sequence[tuple]) -> None:
-        """Responses: their samples and accounting rows, in one transaction."""
+        """Responses: their samples and accounting rows, in one transaction that also ends
+        the samples' leases (whoever held them: the answer is there now)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", samples)
             self._db.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?,?,?,?)", calls)
+            self._db.executemany("DELETE FROM leases WHERE request_key = ?",
+                                 [(row[0],) for row in samples])
+
+    def claim(self, groups: Sequence[Sequence[str]], owner: str, ttl_s: float
+              ) -> list[Claim]:
+        """For each group of sample keys (one request's samples), in one transaction: the
+        samples already journaled, and a lease on the rest for `owner` unless another live
+        owner holds one of them."""
+        now = time.time()
+        claims: list[Claim] = []
+        gone: dict[str, bool] = {}
+
+        def live_other(holder: str, expires_at: float) -> bool:
+            if holder == owner or expires_at <= now:
+                return False
+            if holder not in gone:
+                gone[holder] = owner_is_gone(holder)
+            return not gone[holder]
+
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for group in groups:
+                claim = Claim(journaled=self.lookup(group))
+                rest = [k for k in group if k not in claim.journaled]
+                blocked = any(live_other(*holder) for holder in self._holders(rest))
+                if rest and not blocked:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO leases VALUES (?,?,?)",
+                        [(key, owner, now + ttl_s) for key in rest])
+                    claim.leased = True
+                claims.append(claim)
+        return claims
+
+    def renew(self, owner: str, ttl_s: float) -> None:
+        """Extend every lease `owner` holds by `ttl_s` from now."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE leases SET expires_at = ? WHERE owner = ?",
+                             (time.time() + ttl_s, owner))
+
+    def release(self, owner: str, keys: Iterable[str] | None = None) -> None:
+        """End `owner`'s leases on `keys` (all of them when None)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if keys is None:
+                self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+            else:
+                self._db.executemany("DELETE FROM leases WHERE owner = ? AND request_key = ?",
+                                     [(owner, key) for key in keys])
+
+    def _holders(self, keys: Sequence[str]) -> list[tuple[str, float]]:
+        holders: list[tuple[str, float]] = []
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            marks = ",".join("?" * len(part))
+            holders += self._db.execute(
+                f"SELECT owner, expires_at FROM leases WHERE request_key IN ({marks})",
+                part).fetchall()
+        return holders
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]

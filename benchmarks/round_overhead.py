@@ -162,7 +162,7 @@ def main() -> None:
     from sipipeline.defs import build_defs
     from sipipeline.defs.jobs import bootstrap_round_job
     from sipipeline.defs.partitions import bootstrap_rounds, round_key
-    from sipipeline.defs.resources import LLMResource
+    from sipipeline.defs.resources import OpenAIEndpointResource
     from sipipeline.defs.storage import RoundStore
 
     print(f"process start-up (import sipipeline.definitions): {startup_seconds():.1f} s")
@@ -173,7 +173,7 @@ def main() -> None:
     storage = work / "storage"
     (work / "home").mkdir(parents=True)
     instance = dg.DagsterInstance.local_temp(tempdir=str(work / "home"))
-    defs = build_defs(str(storage), LLMResource(base_url=base_url, api_key="none",
+    defs = build_defs(str(storage), OpenAIEndpointResource(base_url=base_url, api_key="none",
                                                 model="fake-model", max_in_flight=32))
     job = defs.resolve_job_def(bootstrap_round_job.name)
     store = RoundStore(base_path=str(storage))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import ModelResource
 
 
-def build_defs(storage_base: str, llm: LLMResource) -> dg.Definitions:
+def build_defs(storage_base: str, llm: ModelResource) -> dg.Definitions:
     """The sipipeline code location: round data under `storage_base`, the model from `llm`.
 
     The one place assets, checks, job, automation and resources are put together; the code

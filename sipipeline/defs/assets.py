@@ -25,11 +25,12 @@ from sipipeline.defs.partitions import (
     previous_round_key,
     round_number,
 )
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
 from sipipeline.method.seeds import load_seed_tasks
-from sipipeline.model.client import CompletionRequest, ModelAccessError, ModelClient, SamplingParams
+from sipipeline.model.client import ModelClient
+from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 
 GROUP = "self_instruct"
 LLM_POOL = "llm_api"
@@ -56,19 +57,15 @@ round_handoff = dg.AssetSpec(
 
 
 def _usage_metadata(client: ModelClient, purpose: str) -> dict:
-    usage = client.usage()
-    wanted = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-              "journal_hits", "cost_usd")
-    metadata = {}
-    for name in wanted:
-        value = usage.get(f"{purpose}.{name}", usage.get(name))
-        if value is not None:
-            metadata[f"llm/{name}"] = dg.MetadataValue.float(float(value))
+    usage = client.usage(purpose)
+    metadata = {f"llm/{name}": dg.MetadataValue.float(float(getattr(usage, name)))
+                for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+                             "journal_hits", "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
     return metadata
 
 
-def _client(llm: LLMResource, store: RoundStore) -> ModelClient:
+def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
     return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
 
 
@@ -119,7 +116,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
                 "it was rejected (heuristics, ROUGE-L > threshold) and its lineage.",
 )
 def generated_instructions(context: dg.AssetExecutionContext, config: GenerationConfig,
-                           seed_pool: pd.DataFrame, llm: LLMResource,
+                           seed_pool: pd.DataFrame, llm: ModelResource,
                            round_store: RoundStore) -> dg.Output:
     number = round_number(context.partition_key)
     planned = rounds.plan_generation_prompts(
@@ -155,7 +152,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
                 "12 Yes / 19 No examples from the seed tasks).",
 )
 def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
-                          generated_instructions: pd.DataFrame, llm: LLMResource,
+                          generated_instructions: pd.DataFrame, llm: ModelResource,
                           round_store: RoundStore) -> dg.Output:
     accepted = rounds.accepted_candidates(generated_instructions)
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
@@ -184,7 +181,7 @@ def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
                 "the reason it was dropped.",
 )
 def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
-              classification_labels: pd.DataFrame, llm: LLMResource,
+              classification_labels: pd.DataFrame, llm: ModelResource,
               round_store: RoundStore) -> dg.Output:
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
     requests, texts = [], []

@@ -84,7 +84,7 @@ def parse_generated_instructions(text: str, finish_reason: str, first_number: in
     """Split a continuation of the numbered list into instructions.
 
     The prompt ends with `first_number` and a separator ("9."), so the text starts inside that
-    item (a repeated "9." at its very start is skipped). A new item begins only at a line that
+    item (a repeated "9. " at its very start is skipped). A new item begins only at a line that
     starts with the list's next number and a separator ("10. ", "10 . ", "10) "); any other
     number at a line start ("3.5 cups", "1. Mix" in a nested list, "2024. It was") stays in
     the item. The list ends where the stop sequences end it, at a blank line or at a line that
@@ -97,11 +97,11 @@ def parse_generated_instructions(text: str, finish_reason: str, first_number: in
     item ("10. 11. Suggest …") are not part of it. Empty items are skipped; a response with no
     item at all yields one `unparseable` record so the funnel counts it.
     """
-    body = text
-    blank = _BLANK_LINE.search(body)
+    blank = _BLANK_LINE.search(text)
     ended = blank is not None
-    if blank is not None:
-        body = body[:blank.start()]
+    # The text's start counts as a line start, so a chat-style answer that opens with "10. "
+    # (or repeats the prompt's "9. ") is numbered like the rest.
+    body = "\n" + (text[:blank.start()] if blank is not None else text)
     markers = list(_ITEM_NUMBER.finditer(body))
     if first_number is None:
         numbers = [int(marker.group(1)) for marker in markers]
@@ -111,9 +111,9 @@ def parse_generated_instructions(text: str, finish_reason: str, first_number: in
         if end is not None:
             body, ended = body[:end.start()], True
             markers = [marker for marker in markers if marker.start() < end.start()]
-    repeated = re.match(r"\s*" + str(first_number) + r"[ \t]*" + _SEPARATOR_CLASS + r"(?=\s|$)",
-                        body)
-    item_start = repeated.end() if repeated else 0
+    item_start = 0
+    if markers and markers[0].start() == 0 and int(markers[0].group(1)) == first_number:
+        item_start = markers[0].end()
 
     pieces: list[tuple[int, str]] = []
     number = first_number

@@ -180,10 +180,18 @@ def test_a_doubled_item_number_is_not_part_of_the_instruction():
     assert _instructions(text)[1] == ("Suggest three openings for chess beginners.", None)
 
 
-def test_a_repeated_first_number_at_the_start_is_skipped():
-    text = "9. Explain what a prime number is.\n10. Suggest three openings for chess beginners."
-    assert [i for i, _ in _instructions(text)] == [
-        "Explain what a prime number is.", "Suggest three openings for chess beginners."]
+@pytest.mark.parametrize("opening", ["9. ", "10. ", "\n10. "])
+def test_a_numbered_opening_is_read_like_any_other_line(opening):
+    # Chat models often repeat the prompt's "9." or start the answer at "10.".
+    text = opening + "Explain what a prime number is.\n11. Suggest three openings for chess."
+    parsed = parsing.parse_generated_instructions(text, "stop", 9)
+    expected = "Explain what a prime number is."
+    if opening == "9. ":
+        assert [p.instruction for p in parsed] == [
+            expected + " 11. Suggest three openings for chess."]
+    else:
+        assert [(p.position, p.instruction) for p in parsed] == [
+            (1, expected), (2, "Suggest three openings for chess.")]
 
 
 @pytest.mark.parametrize("instruction", [

@@ -13,6 +13,22 @@ from dataclasses import dataclass
 from sipipeline.method.prompts import ITEM_SEPARATORS, LIST_END
 from sipipeline.method.vocabulary import DropReason, RejectReason, collapse_whitespace
 
+# Field markers of the instance prompts (as the reference writes them: any spacing, a number).
+_INPUT_MARK = re.compile(r"Input[ \t]*\d*[ \t]*:")
+_OUTPUT_MARK = re.compile(r"Output[ \t]*\d*[ \t]*:")
+_LABEL_MARK = re.compile(r"Class label[ \t]*:")
+#: A field marker at the start of a line: in a list item, the start of an instance the model
+#: invented, which is not part of the instruction.
+_LINE_START_FIELD = re.compile(r"(?m)^[ \t]*(?:" + _INPUT_MARK.pattern + "|"
+                               + _OUTPUT_MARK.pattern + "|" + _LABEL_MARK.pattern + ")")
+
+
+def _up_to(pattern: re.Pattern[str], text: str) -> str:
+    """`text` up to the first match of `pattern` (all of it when there is none)."""
+    match = pattern.search(text)
+    return text[:match.start()] if match else text
+
+
 # ---------------------------------------------------------------------------------------------
 # Instructions
 
@@ -94,8 +110,10 @@ def parse_generated_instructions(text: str, finish_reason: str, first_number: in
 
     A response cut by the token limit loses only its unfinished last item (Alpaca's rule): the
     text after the last item number, which may be empty. List numbers left at the start of an
-    item ("10. 11. Suggest …") are not part of it. Empty items are skipped; a response with no
-    item at all yields one `unparseable` record so the funnel counts it.
+    item ("10. 11. Suggest …") are not part of it, nor is anything from a line that starts with
+    an `Input:`/`Output:`/`Class label:` field (an instance the model added). Empty items are
+    skipped; a response with no item at all yields one `unparseable` record so the funnel
+    counts it.
     """
     blank = _BLANK_LINE.search(text)
     ended = blank is not None
@@ -126,7 +144,7 @@ def parse_generated_instructions(text: str, finish_reason: str, first_number: in
     truncated_last = finish_reason == "length" and not ended
     parsed: list[ParsedInstruction] = []
     for index, (item_number, piece) in enumerate(pieces):
-        item = _LEADING_NUMBERS.sub("", collapse_whitespace(piece))
+        item = _LEADING_NUMBERS.sub("", collapse_whitespace(_up_to(_LINE_START_FIELD, piece)))
         if not item:
             continue
         if truncated_last and index == len(pieces) - 1:
@@ -170,9 +188,6 @@ class ParsedInstance:
     drop_reason: str | None
 
 
-_INPUT_MARK = re.compile(r"Input[ \t]*\d*[ \t]*:")
-_OUTPUT_MARK = re.compile(r"Output[ \t]*\d*[ \t]*:")
-_LABEL_MARK = re.compile(r"Class label[ \t]*:")
 #: Any field marker: where an output (or a class label) ends.
 _ANY_FIELD_MARK = re.compile(f"{_INPUT_MARK.pattern}|{_OUTPUT_MARK.pattern}|"
                              f"{_LABEL_MARK.pattern}")
@@ -184,12 +199,6 @@ _INPUT_FIELD = re.compile(r"(?m)^[ \t]*" + _INPUT_MARK.pattern)
 _LEADING_INPUT_MARKS = re.compile(r"^(?:\s*" + _INPUT_MARK.pattern + ")+")
 #: `Example k` at the start of a line, any spacing, optional "." or ":" (a block boundary).
 _EXAMPLE_MARK = re.compile(r"(?m)^[ \t]*Example[ \t]*\d+[ \t]*[.:]?")
-
-
-def _up_to(pattern: re.Pattern[str], text: str) -> str:
-    """`text` up to the first match of `pattern` (all of it when there is none)."""
-    match = pattern.search(text)
-    return text[:match.start()] if match else text
 
 
 def _input_first_pair(block: str) -> tuple[str, str] | None:

@@ -341,3 +341,11 @@ def test_an_output_first_input_ends_at_the_next_field():
     text = "Class label: Spam\nInput: Win a free cruise now!\nOutput: Spam\nInput: again"
     assert parsing.parse_output_first(text, "stop") == [
         ParsedInstance("Win a free cruise now!", "Spam", None)]
+
+
+def test_an_instance_written_under_a_list_item_is_not_part_of_the_instruction():
+    text = (" Translate the sentence into French.\nInput: I like cats.\nOutput: J'aime les chats.\n"
+            "10. Tell whether a review is positive or negative. Output: positive or negative")
+    assert _instructions(text) == [
+        ("Translate the sentence into French.", None),
+        ("Tell whether a review is positive or negative. Output: positive or negative", None)]

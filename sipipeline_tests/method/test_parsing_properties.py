@@ -40,6 +40,7 @@ def test_instruction_parsing_never_raises_and_keeps_clean_items(text, finish_rea
         assert not ITEM_NUMBER_PREFIX.match(item.instruction), item
         if item.reject_reason is None:
             assert item.instruction and item.instruction == item.instruction.strip()
+            assert not re.match(r"(Input|Output)\s*\d*\s*:|Class label\s*:", item.instruction)
 
 
 @PROPERTY_SETTINGS

@@ -10,7 +10,12 @@ import string
 import unicodedata
 from dataclasses import dataclass
 
-from sipipeline.method.prompts import ITEM_SEPARATORS, LIST_END
+from sipipeline.method.prompts import (
+    CLASSIFICATION_STOP_SEQUENCES,
+    INSTANCE_STOP_SEQUENCES,
+    ITEM_SEPARATORS,
+    LIST_END,
+)
 from sipipeline.method.vocabulary import DropReason, RejectReason, collapse_whitespace
 
 # Field markers of the instance prompts (as the reference writes them: any spacing, a number).
@@ -27,6 +32,15 @@ def _up_to(pattern: re.Pattern[str], text: str) -> str:
     """`text` up to the first match of `pattern` (all of it when there is none)."""
     match = pattern.search(text)
     return text[:match.start()] if match else text
+
+
+def _before_stops(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """`text` cut at the earliest stop sequence, as a server honouring them would; True if cut.
+
+    Parsing the same text then gives the same result whether or not the server applied them.
+    """
+    cut = min((i for i in (text.find(stop) for stop in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +183,9 @@ def parse_classification_answer(text: str) -> bool:
 
     Anything else is No: "Yesterday", "Yess", "Yes, because …", "No", an empty answer. The
     prompt's examples answer with the bare word, so extra words mean the model did not answer.
+    Only the first line counts (the request stops at a newline).
     """
+    text, _ = _before_stops(text, CLASSIFICATION_STOP_SEQUENCES)
     match = _YES.match(text)
     if match is None:
         return False
@@ -243,7 +259,7 @@ def _instance_drop_reason(task_input: str, task_output: str) -> str | None:
 
 
 def _instances(pairs: list[tuple[str, str] | None], raw_blocks: list[str],
-               finish_reason: str) -> list[ParsedInstance]:
+               truncated: bool) -> list[ParsedInstance]:
     """Apply the instance rules to parsed blocks; the last block is the unfinished one when the
     token limit cut the text, even when it is empty (then nothing is lost)."""
     parsed = []
@@ -251,7 +267,7 @@ def _instances(pairs: list[tuple[str, str] | None], raw_blocks: list[str],
         if not raw.strip():
             continue
         task_input, task_output = pair if pair is not None else ("", raw.strip())
-        if finish_reason == "length" and index == len(pairs) - 1:
+        if truncated and index == len(pairs) - 1:
             reason: str | None = DropReason.TRUNCATED
         elif pair is None:
             reason = DropReason.MISSING_FIELD_MARKER
@@ -266,23 +282,29 @@ def parse_input_first(text: str, finish_reason: str) -> list[ParsedInstance]:
 
     The prompt shows every instance with an `Output:` marker (a task without input as a lone
     `Output: …`), so a block without one (including text before `Example 1`) is dropped as
-    `missing_field_marker`, keeping its text as the output for inspection.
+    `missing_field_marker`, keeping its text as the output for inspection. The text ends where
+    the request's stops end it ("Example 6", "Task:"); a text that ended there is complete.
     """
+    text, stopped = _before_stops(text, INSTANCE_STOP_SEQUENCES)
+    truncated = finish_reason == "length" and not stopped
     blocks = _EXAMPLE_MARK.split(text)
-    return _instances([_input_first_pair(block) for block in blocks], blocks, finish_reason)
+    return _instances([_input_first_pair(block) for block in blocks], blocks, truncated)
 
 
 def parse_output_first(text: str, finish_reason: str) -> list[ParsedInstance]:
     """Parse `Class label: X` blocks, each followed by an input for that label.
 
     Text with no `Class label:` marker at all is one `missing_field_marker` drop; text before
-    the first marker is ignored (the prompt puts the marker right after the task).
+    the first marker is ignored (the prompt puts the marker right after the task). The text
+    ends where the request's stops end it, as for input-first.
     """
+    text, stopped = _before_stops(text, INSTANCE_STOP_SEQUENCES)
+    truncated = finish_reason == "length" and not stopped
     pieces = _LABEL_MARK.split(text)
     if len(pieces) == 1:
-        return _instances([None], pieces, finish_reason)
+        return _instances([None], pieces, truncated)
     blocks = pieces[1:]
-    return _instances([_output_first_pair(block) for block in blocks], blocks, finish_reason)
+    return _instances([_output_first_pair(block) for block in blocks], blocks, truncated)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -269,6 +269,7 @@ def test_a_blank_line_ends_the_list():
     ("yes ...", True), (" Yesterday", False), (" Yess", False), (" Yes, because it has labels",
                                                                   False),
     (" Yes it is", False), (" No", False), (" no.", False), ("", False), (" Maybe yes", False),
+    (" Yes\n\nTask: Name a colour.", True), ("\nYes", False),  # only the first line counts
 ])
 def test_yes_is_the_word_yes_with_nothing_but_punctuation_after_it(answer, expected):
     assert parsing.parse_classification_answer(answer) is expected
@@ -349,3 +350,17 @@ def test_an_instance_written_under_a_list_item_is_not_part_of_the_instruction():
     assert _instructions(text) == [
         ("Translate the sentence into French.", None),
         ("Tell whether a review is positive or negative. Output: positive or negative", None)]
+
+
+def test_instance_text_ends_where_the_requests_stops_end_it():
+    # A server that ignored the stops ran on into the next task until the token limit.
+    text = ("Example 1\nInput: Rome is in Italy.\nOutput: Italy\n\n"
+            "Task: Name the capital of a country.\nExample 1\nInput: Spain\nOutput: Mad")
+    assert parsing.parse_input_first(text, "length") == [
+        ParsedInstance("Rome is in Italy.", "Italy", None)]
+    labelled = "Class label: Positive\nInput: Lovely soup.\n\nTask: Classify a colour.\nClass"
+    assert parsing.parse_output_first(labelled, "length") == [
+        ParsedInstance("Lovely soup.", "Positive", None)]
+    six = "".join(f"Example {k}\nInput: {k} + {k}\nOutput: {2 * k}\n\n" for k in range(1, 8))
+    assert [p.output for p in parsing.parse_input_first(six, "length")] == [
+        "2", "4", "6", "8", "10"]

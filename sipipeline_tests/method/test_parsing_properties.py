@@ -93,5 +93,6 @@ def test_the_token_limit_costs_at_most_the_last_instance(text):
 @given(any_text)
 def test_classification_answers_never_raise_and_yes_needs_the_bare_word(text):
     if parsing.parse_classification_answer(text):
-        assert re.match(r"\s*yes\b", text, re.IGNORECASE)
-        assert not re.search(r"\w", text.strip()[3:])
+        first_line = text.split("\n", 1)[0]  # the request stops at a newline
+        assert re.match(r"\s*yes\b", first_line, re.IGNORECASE)
+        assert not re.search(r"\w", first_line.strip()[3:])

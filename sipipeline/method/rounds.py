@@ -129,7 +129,10 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
     """
     rows: list[dict] = []
     for plan, response in zip(planned, responses, strict=True):
-        for item in parsing.parse_generated_instructions(response.text, response.finish_reason):
+        # The prompt lists the in-context instructions and ends with the next number.
+        first_number = len(plan.in_context_ids) + 1
+        for item in parsing.parse_generated_instructions(response.text, response.finish_reason,
+                                                         first_number):
             rows.append({
                 "candidate_id": stable_id("gc", plan.request_id, item.position, item.instruction),
                 "round": round_number,

@@ -125,7 +125,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
     params = SamplingParams(
         max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
         presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
-        stop=prompts.generation_stop_sequences())
+        stop=prompts.generation_stop_sequences(prompts.list_end(config.num_examples)))
     client = _client(llm, round_store)
     responses = _complete(
         client,

@@ -51,6 +51,16 @@ def generation_prompt(instructions: Sequence[str]) -> str:
 
 #: The paper's list ends before item 16: the model stops when it starts that item.
 LIST_END = 16
+#: New items a prompt may yield: the paper's 8 in-context tasks leave room for items 9 to 15.
+NEW_ITEMS_PER_PROMPT = LIST_END - 9
+
+
+def list_end(num_in_context: int) -> int:
+    """The item number that ends a list shown `num_in_context` tasks (16 for the paper's 8).
+
+    The number of new items per prompt stays the paper's, whatever the number of examples.
+    """
+    return num_in_context + NEW_ITEMS_PER_PROMPT + 1
 
 #: Item separators the model writes after a list number ("10. ", "10 . ", "10) ").
 ITEM_SEPARATORS = (".", ")")

@@ -131,8 +131,9 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
     for plan, response in zip(planned, responses, strict=True):
         # The prompt lists the in-context instructions and ends with the next number.
         first_number = len(plan.in_context_ids) + 1
-        for item in parsing.parse_generated_instructions(response.text, response.finish_reason,
-                                                         first_number):
+        for item in parsing.parse_generated_instructions(
+                response.text, response.finish_reason, first_number,
+                prompts.list_end(len(plan.in_context_ids))):
             rows.append({
                 "candidate_id": stable_id("gc", plan.request_id, item.position, item.instruction),
                 "round": round_number,

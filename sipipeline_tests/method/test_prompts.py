@@ -61,3 +61,9 @@ def test_planned_prompts_are_reproducible_and_differ_by_round():
     assert first == again
     assert [p.prompt for p in first] != [p.prompt for p in other]
     assert all(len(p.in_context_ids) == 8 and p.prompt.endswith("9.") for p in first)
+
+
+def test_the_list_ends_seven_items_after_the_in_context_tasks():
+    assert prompts.list_end(8) == prompts.LIST_END == 16
+    assert prompts.list_end(15) == 23 and prompts.list_end(3) == 11
+    assert "\n23. " in prompts.generation_stop_sequences(prompts.list_end(15))

@@ -92,3 +92,14 @@ def test_an_instance_response_without_markers_is_recorded_and_keeps_nothing():
     instances = rounds.instances_frame(labels, ["p1", "p2"], replies, "fake")
     assert list(instances["status"]) == ["dropped", "dropped"]
     assert list(instances["drop_reason"]) == ["missing_field_marker", "missing_field_marker"]
+
+
+def test_a_prompt_with_more_examples_still_ends_its_list_seven_items_later():
+    pool = load_seed_tasks(DEFAULT_SEED_FILE)
+    planned = rounds.plan_generation_prompts(pool, 1, 1, 15, 0, random_seed=0)
+    assert planned[0].prompt.endswith("16.")
+    items = " A task about rivers and their deltas.\n" + "".join(
+        f"{n}. Describe item number {n} in a short list today.\n" for n in range(17, 26))
+    generated = rounds.generated_candidates(planned, [rounds.ModelText(items, "stop")], pool, 1,
+                                            "fake-model", 0.7)
+    assert len(generated) == 7  # items 16 to 22; item 23 ends the list

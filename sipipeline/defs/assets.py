@@ -29,6 +29,7 @@ from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
 from sipipeline.method.seeds import load_seed_tasks
+from sipipeline.method.vocabulary import InstanceStatus, Origin
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 
@@ -102,7 +103,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
     else:
         pool = round_store.read("filtered_tasks", previous)
         source = str(round_store.path("filtered_tasks", previous))
-    machine = int((pool["origin"] == "machine").sum())
+    machine = int((pool["origin"] == Origin.MACHINE).sum())
     return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
         "source": dg.MetadataValue.text(source),
         "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
@@ -171,7 +172,7 @@ def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
 
 def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
     """The human seed tasks of a pool (few-shot examples come only from them)."""
-    return pool[pool["origin"] == "seed"].reset_index(drop=True)
+    return pool[pool["origin"] == Origin.SEED].reset_index(drop=True)
 
 
 @dg.asset(
@@ -197,7 +198,7 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
     client = _client(llm, round_store)
     responses = _complete(client, requests, "instances")
     frame = rounds.instances_frame(classification_labels, texts, responses, client.model_name)
-    kept = frame[frame["status"] == "kept"]
+    kept = frame[frame["status"] == InstanceStatus.KEPT]
     reasons = frame["drop_reason"].dropna().value_counts()
     extra = {
         "kept_instances": dg.MetadataValue.int(len(kept)),
@@ -235,7 +236,7 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
     return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
         "pool_size": dg.MetadataValue.int(len(pool)),
         "added_this_round": dg.MetadataValue.int(added),
-        "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == "machine").sum())),
+        "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == Origin.MACHINE).sum())),
     })
 
 
@@ -289,7 +290,7 @@ def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
         raise MissingRoundError("no round has been materialized yet: nothing to export")
     latest = done_rounds[-1]
     pool = round_store.read("filtered_tasks", latest)
-    machine = pool[pool["origin"] == "machine"]
+    machine = pool[pool["origin"] == Origin.MACHINE]
     card_info = {
         "rounds": len(done_rounds),
         "latest_round": latest,

@@ -32,6 +32,7 @@ from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.method.vocabulary import InstanceStatus, Origin
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
+from sipipeline.reporting.facts import with_task_facts
 
 GROUP = "self_instruct"
 LLM_POOL = "llm_api"
@@ -220,8 +221,9 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
 def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
                    generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
                    instances: pd.DataFrame) -> dg.Output:
-    pool = rounds.next_pool(seed_pool, generated_instructions, classification_labels,
-                               instances)
+    # The statistics' per-task facts are computed here, once, for the tasks that enter the pool.
+    pool = with_task_facts(rounds.next_pool(seed_pool, generated_instructions,
+                                            classification_labels, instances))
     version = content_version(pool, "filtered_tasks")
     next_key = next_round_key(context.partition_key)
     # Announce the hand-off so the next round exists and its seed_pool tracks this content.

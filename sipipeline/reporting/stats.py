@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from sipipeline.method.vocabulary import CandidateStatus, Origin, RejectReason
-from sipipeline.reporting import verbs
-from sipipeline.similarity import max_rouge_l_to
+from sipipeline.reporting import facts, verbs
+from sipipeline.reporting.facts import word_count
 
 TABLE_COLUMNS = ["scope", "metric", "value"]
 ROUND, CUMULATIVE, SEEDS = "round", "cumulative", "seeds"
@@ -84,11 +84,6 @@ class DatasetStats:
 # Building blocks
 
 
-def word_count(text: object) -> int:
-    """Whitespace-separated words, the paper's length unit."""
-    return len(str(text).split()) if text is not None else 0
-
-
 def _instance_list(value: object) -> list[Mapping]:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
@@ -133,7 +128,10 @@ def task_metrics(tasks: pd.DataFrame) -> dict[str, float]:
     n_classification = int(tasks["is_classification"].astype(bool).sum()) if n_tasks else 0
     inputs = instances["input"].str.strip() if len(instances) else pd.Series([], dtype=object)
     empty_inputs = int((inputs == "").sum())
-    instruction_words = [word_count(text) for text in tasks["instruction"]]
+    instruction_words = (tasks[facts.INSTRUCTION_WORDS].astype(int).tolist()
+                         if facts.INSTRUCTION_WORDS in tasks.columns
+                         and not tasks[facts.INSTRUCTION_WORDS].isna().any()
+                         else [word_count(text) for text in tasks["instruction"]])
     input_words = [word_count(text) for text in inputs if text]
     output_words = [word_count(text) for text in instances["output"]]
     return {
@@ -254,10 +252,13 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
                           previous_table: pd.DataFrame | None = None) -> DatasetStats:
     """Statistics of round N and of rounds 1..N (see module docstring for definitions).
 
-    `pool` is the cumulative pool after round N (`filtered_tasks[N]`, seeds included);
+    `pool` is the cumulative pool after round N (`filtered_tasks[N]`, seeds included), with
+    the per-task facts of `sipipeline.reporting.facts` stored as columns (rows without them
+    are computed here, so the result is the same either way);
     `generated` is round N's `generated_instructions`; `previous_table` is round N−1's
     `DatasetStats.table` (None in round 1), whose cumulative funnel this round's is added to.
     """
+    pool = facts.with_task_facts(pool)
     origin = _column(pool, "origin").astype(str)
     machine = pool[(origin == Origin.MACHINE).to_numpy()]
     machine = machine[machine["round"].astype(int) <= round_number]
@@ -266,15 +267,15 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
     if generated is not None and len(generated) and "round" in generated.columns:
         generated = generated[generated["round"].astype(int) == round_number]
 
-    scores = max_rouge_l_to(machine["instruction"].astype(str).tolist(),
-                                     seeds["instruction"].astype(str).tolist())
+    scores = machine[facts.ROUGE_L_TO_SEED].to_numpy(dtype=np.float64)
     rouge_frame = pd.DataFrame({"task_id": machine["task_id"].to_numpy(),
                                 "round": machine["round"].astype(int).to_numpy(),
                                 "score": scores})
-    parsed = verbs.extract_verb_nouns(
-        [*machine["instruction"].astype(str), *seeds["instruction"].astype(str)])
-    machine_pairs = parsed.pairs.iloc[:len(machine)].reset_index(drop=True)
-    seed_pairs = parsed.pairs.iloc[len(machine):].reset_index(drop=True)
+    verb_status = verbs.load_parser()[1]
+    verbs_available = (verb_status.startswith("available") and facts.all_parsed(machine)
+                       and facts.all_parsed(seeds))
+    machine_pairs = facts.verb_pairs(machine)
+    seed_pairs = facts.verb_pairs(seeds)
 
     round_funnel = funnel_metrics(generated)
     cumulative_funnel = _cumulative_funnel(round_funnel,
@@ -285,19 +286,19 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
         CUMULATIVE: {**task_metrics(machine), **cumulative_funnel, **rouge_metrics(scores)},
         SEEDS: task_metrics(seeds),
     }
-    if parsed.available:
+    if verbs_available:
         scope_metrics[ROUND].update(verb_metrics(machine_pairs[this_round]))
         scope_metrics[CUMULATIVE].update(verb_metrics(machine_pairs))
         scope_metrics[SEEDS].update(verb_metrics(seed_pairs))
     table = pd.DataFrame([row for scope, metrics in scope_metrics.items()
                           for row in _rows(scope, metrics)], columns=TABLE_COLUMNS)
-    top = (verbs.top_verb_nouns(machine_pairs) if parsed.available
+    top = (verbs.top_verb_nouns(machine_pairs) if verbs_available
            else verbs.top_verb_nouns(machine_pairs.iloc[0:0]))
     metadata = _metadata(table, (ROUND, CUMULATIVE))
     metadata["round_number"] = int(round_number)
-    metadata["verb_noun_status"] = parsed.status
+    metadata["verb_noun_status"] = verb_status
     return DatasetStats(table=table, metadata=metadata, top_verbs=top,
-                        rouge_l_to_seed=rouge_frame, verb_noun_status=parsed.status,
+                        rouge_l_to_seed=rouge_frame, verb_noun_status=verb_status,
                         round_number=round_number)
 
 

@@ -48,8 +48,3 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
             handle.write(text)
 
     return write_with(path, write)
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """`Path.write_bytes`, all or nothing."""
-    return write_with(path, lambda partial: partial.write_bytes(data))

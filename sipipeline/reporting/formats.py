@@ -153,10 +153,12 @@ def _iio(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def write_jsonl(frame: pd.DataFrame, path: Path, options: WriteOptions) -> None:
+    """The reference's instruction/input/output JSON lines."""
     _write_jsonl(path, _iio(frame))
 
 
 def write_prompt_completion(frame: pd.DataFrame, path: Path, options: WriteOptions) -> None:
+    """Prompt/completion pairs, each with a seeded choice of template."""
     choices = template_choices(len(frame), options.seed, options.split)
     _write_jsonl(path, (render_prompt_completion(r["instruction"], r["input"], r["output"],
                                                  choice)
@@ -164,6 +166,7 @@ def write_prompt_completion(frame: pd.DataFrame, path: Path, options: WriteOptio
 
 
 def write_alpaca(frame: pd.DataFrame, path: Path, options: WriteOptions) -> None:
+    """One indented JSON array, as Stanford Alpaca ships its data."""
     path.write_text(json.dumps(_iio(frame), ensure_ascii=False, indent=2) + "\n",
                     encoding="utf-8")
 
@@ -181,6 +184,7 @@ def write_openai_chat(frame: pd.DataFrame, path: Path, options: WriteOptions) ->
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, options: WriteOptions) -> None:
+    """Every record column with a fixed schema (stable types for `datasets`)."""
     table = pa.Table.from_pandas(frame[RECORD_COLUMNS], schema=PARQUET_SCHEMA,
                                  preserve_index=False)
     pq.write_table(table, path)

@@ -12,8 +12,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
 from sipipeline.reporting.stats import (
     CUMULATIVE,
     FUNNEL_COUNTS,
@@ -62,10 +60,6 @@ class ReportTable:
         return cls(tuple(str(c) for c in columns),
                    tuple(tuple(str(cell) for cell in row) for row in rows),
                    frozenset(numeric_columns))
-
-    def to_frame(self) -> pd.DataFrame:
-        """The cells as a DataFrame (column titles as columns)."""
-        return pd.DataFrame(list(self.rows), columns=list(self.columns))
 
 
 @dataclass(frozen=True)

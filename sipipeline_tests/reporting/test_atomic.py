@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from sipipeline.reporting.atomic import replacing, write_bytes, write_text
+from sipipeline.reporting.atomic import replacing, write_text, write_with
 from sipipeline_tests.support.disk_full import fill_disk_on_open
 
 
@@ -16,7 +16,8 @@ def test_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
     write_text(target, "first\n")
     write_text(target, "second ünïcode\n")
     assert target.read_text(encoding="utf-8") == "second ünïcode\n"
-    assert write_bytes(tmp_path / "x.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+    binary = write_with(tmp_path / "x.bin", lambda partial: partial.write_bytes(b"\x00\x01"))
+    assert binary.read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["report.html", "sub", "x.bin"]
 
 

@@ -95,8 +95,9 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
     `pair_budget` whatever the pool size.
 
     The pool keeps tasks in acceptance order, so "the pool before" a task is every row above it.
-    - Every new task is rescored against the neighbours the fast filter recorded for it
-      (`most_similar`): each recorded score must be reproduced exactly and stay ≤ `threshold`.
+    - Every new task is rescored against the nearest neighbour the fast filter recorded for it
+      (all recorded neighbours for sampled tasks): each recorded score must be reproduced
+      exactly and stay ≤ `threshold`.
     - `sample_size` new tasks are rescored against the pool before them: all of it while that
       fits in the pair budget (then the check is exhaustive for them), else a seeded random
       sample of earlier rows. Each score must be ≤ `threshold` and ≤ the task's stored
@@ -122,9 +123,14 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
                 "instruction": instructions[position], "recomputed_max": best,
                 "nearest": nearest}
 
+    sampled_set = set(sampled)
     for position in positions:
         mine = reference.tokens(instructions[position])
-        for neighbour in _as_list(neighbours[position]):
+        recorded_neighbours = _as_list(neighbours[position])
+        if position not in sampled_set:  # the nearest one decides; sampled tasks get all
+            recorded_neighbours = sorted(recorded_neighbours, key=_recorded_score,
+                                         reverse=True)[:1]
+        for neighbour in recorded_neighbours:
             text, recorded = str(neighbour.get("instruction") or ""), neighbour.get("score")
             score = reference.fmeasure(target=mine, prediction=reference.tokens(text))
             counts["neighbour_pairs"] += 1
@@ -173,6 +179,11 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
         "neighbour_score_mismatch": len(mismatched),
         "examples": (above + inconsistent + mismatched)[:MAX_EXAMPLES],
     })
+
+
+def _recorded_score(neighbour: dict) -> float:
+    score = neighbour.get("score")
+    return -1.0 if score is None else float(score)
 
 
 def check_pool_schema(pool: pd.DataFrame, schema: pa.Schema = POOL_SCHEMA) -> CheckOutcome:

@@ -18,6 +18,7 @@ logged, put in an exception message or shown by `repr`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import random
 import sqlite3
@@ -29,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.interrupts import StoppedBySignalError, deliver_again, watch_signals
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
@@ -67,6 +69,12 @@ MALFORMED = "malformed response from the endpoint"
 LEASE_TTL_S = 60.0
 LEASE_RENEW_S = 15.0
 LEASE_POLL_S = 0.25
+
+# The main thread waits for the loop thread in slices of this length, so a signal is noticed
+# between them; after a signal the work gets this long to write the journal and stop.
+WAIT_SLICE_S = 0.1
+STOP_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
 
 
 class _AbortedError(Exception):
@@ -156,7 +164,9 @@ class ModelClient:
             return
         self._closed = True
         try:
-            self._run(self._transport.close())
+            future = asyncio.run_coroutine_threadsafe(self._transport.close(), self._loop)
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                future.result(timeout=CLOSE_TIMEOUT_S)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
@@ -171,7 +181,41 @@ class ModelClient:
 
     # ----------------------------------------------------------------- internals
     def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        """Run `coro` on the loop thread and wait for it, never deaf to SIGINT/SIGTERM.
+
+        The wait wakes up regularly; when a signal arrives (or its handler raises) the work is
+        cancelled - requests in flight are dropped, answers received are journaled, leases
+        released - before the interruption is passed on.
+        """
+        started, finished = threading.Event(), threading.Event()
+
+        async def guarded() -> Any:
+            started.set()
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(guarded(), self._loop)
+        with watch_signals() as watch:
+            try:
+                while True:
+                    try:
+                        return future.result(timeout=WAIT_SLICE_S)
+                    except concurrent.futures.TimeoutError:
+                        watch.check()
+            except BaseException as interruption:
+                future.cancel()
+                if started.is_set():
+                    finished.wait(STOP_TIMEOUT_S)
+                if not isinstance(interruption, StoppedBySignalError):
+                    raise
+                stop = interruption
+        if stop.default_action:
+            deliver_again(stop)
+        raise ModelAccessError(
+            f"stopped by {stop}: requests in flight were dropped, every answer received is "
+            "journaled; run again to continue") from None
 
     async def _make_transport(self) -> Transport:
         """Built on the loop thread: HTTP sessions bind to the loop that creates them."""

@@ -78,6 +78,12 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
     except ModelAccessError as error:
         raise dg.Failure(description=f"{purpose}: {error}",
                          allow_retries=bool(getattr(error, "retryable", True))) from error
+    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
+        # SIGINT/SIGTERM: the client has stopped and journaled what arrived. The step's retry
+        # policy would otherwise start it again and the run would never stop.
+        raise dg.Failure(description=f"{purpose}: interrupted by a signal; every answer "
+                         "received is journaled, run again to continue",
+                         allow_retries=False) from interrupt
     return _texts(completions)
 
 

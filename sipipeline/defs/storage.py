@@ -170,9 +170,11 @@ class RoundStore(dg.ConfigurableResource):
         return self._plan(asset, round_key, df)[1][_VERSION]
 
     def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
+        """Store a round's table; `df.attrs` then name what it is and its stored version."""
         rows, info = self._plan(asset, round_key, df)
         path = self.path(asset, round_key)
         write_parquet(rows, path, asset, info)
+        df.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: info[_VERSION]}
         return path
 
     def _plan(self, asset: str, round_key: str,

@@ -52,14 +52,19 @@ def _run_config(args: argparse.Namespace) -> dict:
 
 
 def run_rounds(args: argparse.Namespace) -> int:
-    """Materialize the next `--rounds` rounds on the persistent instance, one run per round."""
+    """Materialize the next `--rounds` rounds on the persistent instance, one run per round.
+
+    The next round is the one after the last *done* round (its run succeeded, checks included,
+    and handed its pool on); a round whose last run failed is run again.
+    """
     home = _ensure_dagster_home()
     import dagster as dg
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     from sipipeline.definitions import bootstrap_round_job, defs
-    from sipipeline.defs.partitions import bootstrap_rounds, round_key, round_number
+    from sipipeline.defs.automation import handed_off_rounds, round_runs, round_to_run
+    from sipipeline.defs.partitions import ensure_round_partition, round_number
     from sipipeline.defs.round_store import RoundStore
     from sipipeline.paths import storage_base
 
@@ -68,9 +73,11 @@ def run_rounds(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def(bootstrap_round_job.name)
     run_config = _run_config(args)
     for _ in range(args.rounds):
-        done = store.rounds("filtered_tasks")
-        key = round_key(round_number(done[-1]) + 1 if done else 1)
-        instance.add_dynamic_partitions(bootstrap_rounds.name, [key])
+        latest, _in_flight = round_runs(instance)
+        decision = round_to_run(latest, handed_off_rounds(instance))
+        key = decision.partition_key
+        ensure_round_partition(instance, key)
+        print(f"sipipeline: {decision.reason}", flush=True)
         print(f"sipipeline: materializing {key} (DAGSTER_HOME={home}, storage={storage_base()})",
               flush=True)
         result = job.execute_in_process(partition_key=key, instance=instance,

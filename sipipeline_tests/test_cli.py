@@ -6,7 +6,9 @@ import sys
 
 import dagster as dg
 
+from sipipeline.defs.partitions import bootstrap_rounds
 from sipipeline.paths import ROUND_SLOT_TAG
+from sipipeline_tests.defs.test_round_completion import respond_with_a_duplicate
 from sipipeline_tests.support.fake_model import respond
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 
@@ -49,3 +51,22 @@ def test_run_without_a_seed_file_reports_it(tmp_path):
     assert result.returncode == 1
     assert "none.jsonl: seed file not found" in result.stderr
     assert server.request_log == []
+
+
+def test_a_round_whose_blocking_check_failed_is_run_again_not_built_upon(tmp_path):
+    with FakeOpenAIServer(responder=respond_with_a_duplicate) as server:
+        failed = _run_cli(tmp_path, server, "run", "--num-prompts", "2")
+        assert failed.returncode == 1
+        assert "round_001 failed" in failed.stderr
+        assert "no_duplicate_instructions" in failed.stderr
+        server.responder = respond  # a new seed, so the journaled duplicates are not replayed
+        again = _run_cli(tmp_path, server, "run", "--num-prompts", "2", "--random-seed", "1")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "materializing round_001" in again.stdout and "round_001 done" in again.stdout
+    with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "home")) as instance:
+        runs = instance.get_runs()  # newest first
+        assert [r.tags["dagster/partition"] for r in runs] == ["round_001", "round_001"]
+        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS,
+                                            dg.DagsterRunStatus.FAILURE]
+        assert list(instance.get_dynamic_partitions(bootstrap_rounds.name)) == [
+            "round_001", "round_002"]

@@ -17,6 +17,7 @@ from sipipeline.defs.config import (
 )
 from sipipeline.defs.partitions import (
     bootstrap_rounds,
+    ensure_round_partition,
     next_round_key,
     previous_round_key,
     round_number,
@@ -248,21 +249,11 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
     description="The cumulative pool after the round: the starting pool plus this round's "
                 "accepted tasks that have at least one valid instance.",
 )
-def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
+def filtered_tasks(seed_pool: pd.DataFrame,
                    generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
                    instances: pd.DataFrame) -> dg.Output:
     pool = rounds.next_pool(seed_pool, generated_instructions, classification_labels,
                                instances)
-    version = content_version(pool, "filtered_tasks")
-    next_key = next_round_key(context.partition_key)
-    # Announce the hand-off so the next round exists and its seed_pool tracks this content.
-    context.instance.add_dynamic_partitions(bootstrap_rounds.name, [next_key])
-    context.log_event(dg.AssetObservation(
-        asset_key=round_handoff.key, partition=next_key,
-        metadata={"from_round": dg.MetadataValue.text(context.partition_key),
-                  "pool_size": dg.MetadataValue.int(len(pool))},
-        tags={"dagster/data_version": version},
-    ))
     added = len(pool) - len(seed_pool)
     return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
         "pool_size": dg.MetadataValue.int(len(pool)),
@@ -310,6 +301,55 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
     table = stats.table
     return dg.Output(table, metadata={
         "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
+
+
+ROUND_STEPS = (seed_pool, generated_instructions, classification_labels, instances,
+               filtered_tasks, dataset_stats)
+
+
+def _partial_round_reason(run: dg.DagsterRun) -> str | None:
+    """Why a run cannot mark its round done: it left out some of the round's assets or checks."""
+    from sipipeline.defs.checks import ROUND_CHECKS
+
+    needed_assets = {step.key for step in ROUND_STEPS}
+    needed_checks = {key for checks in ROUND_CHECKS for key in checks.check_keys}
+    left_out = sorted(key.to_user_string() for key in needed_assets
+                      - set(run.asset_selection or needed_assets))
+    left_out += sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key in needed_checks
+                       - set(needed_checks if run.asset_check_selection is None
+                             else run.asset_check_selection))
+    if not left_out:
+        return None
+    return ("a round is done only after a run of the whole round (bootstrap_round_job) with "
+            f"every check; this run left out {', '.join(left_out)}")
+
+
+@dg.asset(
+    partitions_def=bootstrap_rounds,
+    group_name=GROUP,
+    deps=[dataset_stats],
+    description="Round N is done: the last step of its run, reached only when every asset and "
+                "check of the round succeeded. It adds round N+1's partition and observes "
+                "`round_handoff[N+1]` with the pool's content version, so nothing builds on a "
+                "round that failed.",
+)
+def round_completion(context: dg.AssetExecutionContext,
+                     filtered_tasks: pd.DataFrame) -> dg.MaterializeResult:
+    reason = _partial_round_reason(context.run)
+    if reason is not None:
+        raise dg.Failure(description=f"{context.partition_key} not marked done: {reason}",
+                         allow_retries=False)
+    next_key = next_round_key(context.partition_key)
+    ensure_round_partition(context.instance, next_key)
+    pool_size = dg.MetadataValue.int(len(filtered_tasks))
+    context.log_event(dg.AssetObservation(
+        asset_key=round_handoff.key, partition=next_key,
+        metadata={"from_round": dg.MetadataValue.text(context.partition_key),
+                  "pool_size": pool_size},
+        tags={"dagster/data_version": content_version(filtered_tasks, "filtered_tasks")},
+    ))
+    return dg.MaterializeResult(metadata={"next_round": dg.MetadataValue.text(next_key),
+                                          "pool_size": pool_size})
 
 
 @dg.asset(

@@ -107,6 +107,7 @@ def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> 
     from sipipeline.defs.partitions import ensure_round_partition, round_number
     from sipipeline.defs.round_slot import cli_run_tags, describe_in_flight, fail_orphaned_cli_runs
     from sipipeline.defs.round_store import RoundStore
+    from sipipeline.defs.run_failures import failure_summary
     from sipipeline.paths import storage_base
 
     store = RoundStore(base_path=storage_base())
@@ -136,9 +137,8 @@ def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> 
                                         run_config=run_config, raise_on_error=False,
                                         run_id=run_id, tags=cli_run_tags())
         if not result.success:
-            failure = next((e for e in result.all_events if e.is_step_failure), None)
-            cause = failure.step_failure_data.error.message.strip() if failure else "see the run"
-            print(f"sipipeline: {key} failed (run {result.run_id}): {cause}", file=sys.stderr)
+            print(f"sipipeline: {key} failed (run {result.run_id}): "
+                  f"{failure_summary(result.all_events)}", file=sys.stderr)
             return 1
         pool = store.read("filtered_tasks", key)
         added = int((pool["round"] == round_number(key)).sum())

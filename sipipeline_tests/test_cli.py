@@ -45,11 +45,20 @@ def test_run_materializes_the_next_rounds_on_the_persistent_instance(tmp_path):
         assert record is not None
 
 
+def failure_line(stderr: str) -> str:
+    """The CLI's own one-line reason (Dagster's logs go to stderr too)."""
+    [line] = [line for line in stderr.splitlines() if line.startswith("sipipeline: round_")
+              and " failed (run " in line]
+    return line
+
+
 def test_run_without_a_seed_file_reports_it(tmp_path):
     with FakeOpenAIServer(responder=respond) as server:
         result = _run_cli(tmp_path, server, "run", "--seed-file", str(tmp_path / "none.jsonl"))
     assert result.returncode == 1
-    assert "none.jsonl: seed file not found" in result.stderr
+    line = failure_line(result.stderr)
+    missing = tmp_path / "none.jsonl"
+    assert line.endswith(f"seed_pool: SeedFileError: {missing}: seed file not found")
     assert server.request_log == []
 
 
@@ -57,8 +66,9 @@ def test_a_round_whose_blocking_check_failed_is_run_again_not_built_upon(tmp_pat
     with FakeOpenAIServer(responder=respond_with_a_duplicate) as server:
         failed = _run_cli(tmp_path, server, "run", "--num-prompts", "2")
         assert failed.returncode == 1
-        assert "round_001 failed" in failed.stderr
-        assert "no_duplicate_instructions" in failed.stderr
+        line = failure_line(failed.stderr)
+        assert "filtered_tasks_checks: DagsterAssetCheckFailedError: 1 blocking asset check" in line
+        assert line.endswith("filtered_tasks: no_duplicate_instructions")
         server.responder = respond  # a new seed, so the journaled duplicates are not replayed
         again = _run_cli(tmp_path, server, "run", "--num-prompts", "2", "--random-seed", "1")
         assert again.returncode == 0, again.stderr[-3000:]

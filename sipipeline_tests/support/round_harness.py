@@ -20,7 +20,8 @@ from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 class RoundJobHarness:
     """The project's job, checks and automation, wired to a fake model and temp storage."""
 
-    def __init__(self, home: Path, storage: Path, server: FakeOpenAIServer) -> None:
+    def __init__(self, home: Path, storage: Path, server: FakeOpenAIServer,
+                 llm: LLMResource | None = None) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.storage = storage
         self.instance = dg.DagsterInstance.local_temp(tempdir=str(home))
@@ -33,8 +34,8 @@ class RoundJobHarness:
             resources={
                 "io_manager": ParquetIOManager(base_path=str(storage)),
                 "round_store": RoundStore(base_path=str(storage)),
-                "llm": LLMResource(base_url=server.base_url, api_key="test-key",
-                                   model="fake-model", max_in_flight=4),
+                "llm": llm or LLMResource(base_url=server.base_url, api_key="test-key",
+                                          model="fake-model", max_in_flight=4),
             },
         )
         self.job = self.defs.resolve_job_def(bootstrap_round_job.name)

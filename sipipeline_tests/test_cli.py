@@ -1,10 +1,12 @@
 """`sipipeline run` materializes the next rounds on the persistent instance."""
 
+import json
 import os
 import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from sipipeline.defs.partitions import bootstrap_rounds
 from sipipeline.paths import ROUND_SLOT_TAG
@@ -80,3 +82,40 @@ def test_a_round_whose_blocking_check_failed_is_run_again_not_built_upon(tmp_pat
                                             dg.DagsterRunStatus.FAILURE]
         assert list(instance.get_dynamic_partitions(bootstrap_rounds.name)) == [
             "round_001", "round_002"]
+
+
+SEED = {"id": "a", "name": "a", "instruction": "Do a thing well.",
+        "instances": [{"input": "", "output": "done"}], "is_classification": False}
+
+
+def _seed_line(**changes) -> bytes:
+    return json.dumps(SEED | changes).encode("utf-8") + b"\n"
+
+
+def _defective_seed_file(tmp_path, defect: str):
+    path = tmp_path / "seeds.jsonl"
+    if defect == "directory":
+        path.mkdir()
+    elif defect == "not_utf8":
+        path.write_bytes(_seed_line() + _seed_line(id="b", instruction="Say caf\xe9.")
+                         .replace(b"caf\\u00e9", b"caf\xe9"))
+    elif defect == "line_too_long":
+        path.write_bytes(_seed_line() + _seed_line(id="b", instruction="x" * 2_000_000))
+    elif defect == "same_instruction":
+        path.write_bytes(_seed_line() + _seed_line(id="b", instruction="DO a thing well"))
+    return path
+
+
+@pytest.mark.parametrize(("defect", "reason"), [
+    ("directory", "{path}: is a directory"),
+    ("not_utf8", "{path}:2: not UTF-8 text"),
+    ("line_too_long", "{path}:2: line longer than the"),
+    ("same_instruction", "{path}:2: the instruction of 'b' duplicates that of 'a' on line 1"),
+])
+def test_a_defective_seed_file_stops_the_round_before_any_model_call(tmp_path, defect, reason):
+    path = _defective_seed_file(tmp_path, defect)
+    with FakeOpenAIServer(responder=respond) as server:
+        result = _run_cli(tmp_path, server, "run", "--seed-file", str(path))
+    assert result.returncode == 1
+    assert f"seed_pool: SeedFileError: {reason.format(path=path)}" in failure_line(result.stderr)
+    assert server.request_log == []

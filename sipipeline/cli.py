@@ -86,6 +86,15 @@ def run_rounds(args: argparse.Namespace) -> int:
     and handed its pool on); a round whose last run failed is run again. One round at a time:
     the run lock in DAGSTER_HOME is held from before the instance is opened until the end.
     """
+    import dagster as dg
+
+    from sipipeline.defs.config import validate_round_config
+
+    try:
+        validate_round_config(_run_config(args))
+    except dg.Failure as failure:
+        print(f"sipipeline: invalid run config: {failure.description}", file=sys.stderr)
+        return 2
     run_id = str(uuid.uuid4())  # known before the lock, so a second starter can name it
     lock = _take_run_lock(args, f"pid {os.getpid()}, run {run_id}, choosing its round")
     if lock is None:

@@ -119,3 +119,15 @@ def test_a_defective_seed_file_stops_the_round_before_any_model_call(tmp_path, d
     assert result.returncode == 1
     assert f"seed_pool: SeedFileError: {reason.format(path=path)}" in failure_line(result.stderr)
     assert server.request_log == []
+
+
+def test_a_bad_run_config_is_refused_before_any_run(tmp_path):
+    with FakeOpenAIServer(responder=respond) as server:
+        result = _run_cli(tmp_path, server, "run", "--num-prompts", "0")
+    assert result.returncode == 2
+    assert ("sipipeline: invalid run config: ops.generated_instructions.config: invalid "
+            "GenerationConfig: num_prompts=0: Input should be greater than or equal to 1"
+            ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert server.request_log == []
+    assert not (tmp_path / "home").exists()

@@ -14,6 +14,7 @@ from sipipeline.defs.config import (
     GenerationConfig,
     InstanceConfig,
     SeedPoolConfig,
+    validate_round_config,
 )
 from sipipeline.defs.partitions import (
     bootstrap_rounds,
@@ -128,6 +129,9 @@ def _texts(completions: list[list]) -> list[rounds.ModelText]:
 )
 def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
               round_store: RoundStore) -> dg.Output:
+    # The round's first step: a bad value anywhere in the run config stops it here, before
+    # any model call and without retries, whoever started the run.
+    validate_round_config(context.run.run_config)
     key = context.partition_key
     previous = previous_round_key(key)
     if previous is None:

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from sipipeline.defs.automation import done_rounds
 from sipipeline.defs.config import (
     ClassificationConfig,
     ExportConfig,
@@ -21,6 +22,7 @@ from sipipeline.defs.partitions import (
     ensure_round_partition,
     next_round_key,
     previous_round_key,
+    round_key,
     round_number,
 )
 from sipipeline.defs.resources import LLMResource
@@ -357,10 +359,10 @@ def round_completion(context: dg.AssetExecutionContext,
 
 
 @dg.asset(
-    deps=[filtered_tasks],
+    deps=[round_completion],
     group_name="exports",
     kinds={"json", "parquet"},
-    description="Fine-tuning files from the latest round's cumulative pool: instruction/input/"
+    description="Fine-tuning files from the latest done round's cumulative pool: instruction/input/"
                 "output JSONL, GPT-3-style prompt/completion JSONL, Alpaca JSON, OpenAI chat "
                 "JSONL and Parquet, with a dataset card and a reproducible train/validation split.",
 )
@@ -368,14 +370,15 @@ def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                         round_store: RoundStore) -> dg.MaterializeResult:
     from sipipeline.reporting.exports import export_dataset
 
-    done_rounds = round_store.rounds("filtered_tasks")
-    if not done_rounds:
-        raise MissingRoundError("no round has been materialized yet: nothing to export")
-    latest = done_rounds[-1]
+    done = [round_key(number) for number in done_rounds(context.instance)]
+    if not done:
+        raise MissingRoundError("no round is done yet (a round is done when its whole run "
+                                "succeeded): nothing to export")
+    latest = done[-1]
     pool = round_store.read("filtered_tasks", latest)
     machine = pool[pool["origin"] == "machine"]
     card_info = {
-        "rounds": len(done_rounds),
+        "rounds": len(done),
         "latest_round": latest,
         "model": ", ".join(sorted(set(machine["model"]))) or "none",
         "parameters": {"include_seeds": config.include_seeds,

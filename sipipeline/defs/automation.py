@@ -225,6 +225,14 @@ def handed_off_rounds(instance: dg.DagsterInstance) -> set[int]:
     return rounds
 
 
+def done_rounds(instance: dg.DagsterInstance) -> list[int]:
+    """Rounds that are done, in order: they handed their pool on, and their latest run (if the
+    instance still has it) succeeded."""
+    latest, _ = round_runs(instance)
+    return sorted(number for number in handed_off_rounds(instance)
+                  if number not in latest or latest[number].status == SUCCESS)
+
+
 def pool_size_reader(instance: dg.DagsterInstance) -> Callable[[int], int | None]:
     """Reads the size of the pool round N handed on (its latest `round_handoff[N+1]`)."""
 

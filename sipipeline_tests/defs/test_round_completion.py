@@ -6,8 +6,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from sipipeline.defs import assets
 from sipipeline.defs.automation import handed_off_rounds, round_runs, round_to_run
 from sipipeline.defs.partitions import bootstrap_rounds
+from sipipeline.defs.round_store import RoundStore
 from sipipeline.method import prompts
 from sipipeline_tests.defs.test_automation import evaluate_sensor
 from sipipeline_tests.support.fake_model import respond
@@ -113,3 +115,14 @@ def test_a_run_of_part_of_a_round_does_not_mark_it_done(harness):
     assert "left out" in failure.step_failure_data.error.message
     assert "seed_pool" in failure.step_failure_data.error.message
     assert partitions(harness.instance) == ["round_001"]
+
+
+def test_the_export_takes_the_latest_done_round_not_a_failed_one(harness, server):
+    assert harness.run_round(1).success
+    server.responder = respond_with_a_duplicate
+    assert not harness.run_round(2).success
+    assert (harness.storage / "filtered_tasks" / "round_002.parquet").is_file()
+    result = dg.materialize([assets.fine_tuning_exports], instance=harness.instance,
+                            resources={"round_store": RoundStore(base_path=str(harness.storage))})
+    metadata = result.asset_materializations_for_node("fine_tuning_exports")[0].metadata
+    assert metadata["source_round"].value == "round_001"

@@ -142,6 +142,12 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
     else:
         pool = round_store.read("filtered_tasks", previous)
         source = str(round_store.path("filtered_tasks", previous))
+        if round_number(previous) not in done_rounds(context.instance):
+            # Its file may hold the pool of a run whose checks failed: never build on it.
+            raise dg.Failure(
+                description=f"{previous} is not done (its latest run did not succeed, or it "
+                            f"never handed its pool on): run {previous} again before {key}",
+                allow_retries=False)
     machine = int((pool["origin"] == "machine").sum())
     return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
         "source": dg.MetadataValue.text(source),

@@ -126,3 +126,17 @@ def test_the_export_takes_the_latest_done_round_not_a_failed_one(harness, server
                             resources={"round_store": RoundStore(base_path=str(harness.storage))})
     metadata = result.asset_materializations_for_node("fine_tuning_exports")[0].metadata
     assert metadata["source_round"].value == "round_001"
+
+
+def test_a_round_launched_on_top_of_a_failed_one_refuses_to_start(harness, server):
+    """As a round launched by hand (UI, dagster asset materialize) after adding its partition."""
+    assert harness.run_round(1).success
+    server.responder = respond_with_a_duplicate
+    assert not harness.run_round(2).success
+    server.responder = respond
+    before = len(server.request_log)
+    result = harness.run_round(3)
+    assert not result.success
+    message = result.failure_data_for_node("seed_pool").error.message
+    assert "round_002 is not done" in message and "run round_002 again" in message
+    assert len(server.request_log) == before

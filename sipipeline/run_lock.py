@@ -57,6 +57,7 @@ class RunLock:
 
         When waiting, `on_wait(holder)` is called once before blocking.
         """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = self.path.open("a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,4 +1,5 @@
-"""The six round assets: thin wrappers that wire the method's functions to storage and the model."""
+"""The six round assets (thin wrappers that wire the method's functions to storage and the
+model) and the step that closes a round."""
 
 
 import hashlib
@@ -9,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sipipeline.defs.automation import done_rounds
+from sipipeline.defs.checks import ROUND_CHECKS
 from sipipeline.defs.config import (
     ClassificationConfig,
     ExportConfig,
@@ -321,8 +323,6 @@ ROUND_STEPS = (seed_pool, generated_instructions, classification_labels, instanc
 
 def _partial_round_reason(run: dg.DagsterRun) -> str | None:
     """Why a run cannot mark its round done: it left out some of the round's assets or checks."""
-    from sipipeline.defs.checks import ROUND_CHECKS
-
     needed_assets = {step.key for step in ROUND_STEPS}
     needed_checks = {key for checks in ROUND_CHECKS for key in checks.check_keys}
     left_out = sorted(key.to_user_string() for key in needed_assets

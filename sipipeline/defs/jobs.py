@@ -15,6 +15,7 @@ ROUND_ASSETS = [
     assets.instances,
     assets.filtered_tasks,
     assets.dataset_stats,
+    assets.round_completion,
 ]
 
 bootstrap_round_job = dg.define_asset_job(

@@ -41,8 +41,8 @@ def handle_export(args: argparse.Namespace) -> int:
         return 2
     store = RoundStore(base_path=args.storage or storage_base())
     try:
-        done = _done_round_keys()
-        if done is None:  # no instance to ask: the newest stored round
+        done = None if args.storage else _done_round_keys()
+        if done is None:  # another store, or no instance to ask: the newest stored round
             round_key, pool = store.latest("filtered_tasks")
         elif not done:
             raise MissingRoundError("no round is done yet (a round is done when its whole run "

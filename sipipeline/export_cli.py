@@ -25,8 +25,9 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="share of tasks in the validation split (default 0.05)")
     parser.add_argument("--seed", type=int, default=42,
                         help="seed of the split, the shuffles and the template choice")
-    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    parser.add_argument("--storage", help="storage base; its newest round is exported (default: "
+                                          "$SIPIPELINE_STORAGE, else $DAGSTER_HOME/sipipeline, "
+                                          "whose latest done round is exported)")
     parser.set_defaults(handler=handle_export)
 
 

@@ -107,7 +107,8 @@ def test_a_handed_off_round_without_run_history_still_counts():
 def test_a_manual_start_reruns_a_round_that_is_not_done_and_otherwise_continues():
     assert round_to_run({}, set()).partition_key == "round_001"
     assert round_to_run({1: ok(1)}, {1}).partition_key == "round_002"
-    failed = round_to_run({1: ok(1), 2: RoundRun(2, dg.DagsterRunStatus.FAILURE, "badc0ffee")}, {1, 2})
+    failed_run = RoundRun(2, dg.DagsterRunStatus.FAILURE, "badc0ffee")
+    failed = round_to_run({1: ok(1), 2: failed_run}, {1, 2})
     assert failed.partition_key == "round_002" and "ended FAILURE" in failed.reason
     assert round_to_run({1: ok(1), 2: ok(2)}, {1}).partition_key == "round_002"
     assert round_to_run({}, {1, 2}).partition_key == "round_003"

@@ -109,11 +109,16 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
     else:
         pool = round_store.read("filtered_tasks", previous)
         source = str(round_store.path("filtered_tasks", previous))
+    judge_filter: dict = {}
+    if previous is not None and config.drop_judge_invalid:
+        from sipipeline.defs.review import judge_filtered_pool
+        pool, judge_filter = judge_filtered_pool(pool, previous, round_store)
     machine = int((pool["origin"] == Origin.MACHINE).sum())
     return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
         "source": dg.MetadataValue.text(source),
         "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
         "machine_tasks": dg.MetadataValue.int(machine),
+        **judge_filter,
     }, data_version=pool.attrs.get(VERSION_ATTR))
 
 

@@ -12,6 +12,11 @@ from sipipeline.reporting.formats import ALL, REGISTRY, resolve_formats
 class SeedPoolConfig(dg.Config):
     seed_file: str = Field(default=str(DEFAULT_SEED_FILE),
                            description="JSON-lines seed tasks used in round 1.")
+    drop_judge_invalid: bool = Field(
+        default=False,
+        description="Leave out of this round's pool the previous round's tasks and instances "
+                    "its quality_review judged invalid (needs that review; off by default, as "
+                    "the paper's method keeps them).")
 
 
 class GenerationConfig(dg.Config):

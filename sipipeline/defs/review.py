@@ -15,41 +15,54 @@ from pydantic import Field
 
 from sipipeline.defs.metadata import metadata_from, table_output
 from sipipeline.defs.partitions import bootstrap_rounds, round_number
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import (
+    EmbeddedModelResource,
+    ModelResource,
+    OpenAIEndpointResource,
+)
 from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import quality, review
 from sipipeline.method.rounds import ModelText
 from sipipeline.method.vocabulary import DropReason, RejectReason
-from sipipeline.model.client import CompletionRequest, ModelAccessError, SamplingParams
+from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams, Usage
 
 JUDGE_BASE_URL_ENV = "SIPIPELINE_JUDGE_BASE_URL"
 JUDGE_API_KEY_ENV = "SIPIPELINE_JUDGE_API_KEY"
 JUDGE_MODEL_ENV = "SIPIPELINE_JUDGE_MODEL"
 JUDGE_API_MODE_ENV = "SIPIPELINE_JUDGE_API"
 DEFAULT_JUDGE_API = "chat"  # judge endpoints are mostly chat models
+DEFAULT_JUDGE_MODEL = "gpt-4o-mini"
 REVIEW_GROUP = "quality"
 PURPOSE = "quality_review"
 PREVIEW = ["task_id", "valid_instruction", "appropriate_input", "correct_output", "reason",
            "parse_error"]
 
 
-def judge_resource_from_env(generator: LLMResource,
-                            environ: Mapping[str, str] | None = None) -> LLMResource:
+def judge_resource_from_env(generator: ModelResource,
+                            environ: Mapping[str, str] | None = None) -> ModelResource:
     """The judge's model resource.
 
     SIPIPELINE_JUDGE_BASE_URL (with SIPIPELINE_JUDGE_API_KEY, SIPIPELINE_JUDGE_MODEL and
-    SIPIPELINE_JUDGE_API, default chat) names a separate endpoint. Without it the judge uses
-    the generator's endpoint, with SIPIPELINE_JUDGE_MODEL / _API_KEY / _API overriding the
-    model, key and API mode when set; with none set it is the generator's resource itself.
-    Values are passed as `dg.EnvVar`, so the key never appears in config or the UI.
+    SIPIPELINE_JUDGE_API; default gpt-4o-mini over chat) names a separate endpoint, with the
+    generator's budget.
+    Without it the judge is the generator's model resource, with SIPIPELINE_JUDGE_MODEL,
+    SIPIPELINE_JUDGE_API_KEY and SIPIPELINE_JUDGE_API overriding its model, key and API mode
+    when set (for the embedded engine SIPIPELINE_JUDGE_MODEL is a GGUF file). Values are passed
+    as `dg.EnvVar`, so the key never appears in config or the UI.
     """
     environ = os.environ if environ is None else environ
-    overrides = {field: dg.EnvVar(name) for name, field in (
-        (JUDGE_API_KEY_ENV, "api_key"), (JUDGE_MODEL_ENV, "model"),
-        (JUDGE_API_MODE_ENV, "api")) if environ.get(name)}
+    embedded = isinstance(generator, EmbeddedModelResource) and not environ.get(
+        JUDGE_BASE_URL_ENV)
+    variables = ((JUDGE_MODEL_ENV, "model_path"), (JUDGE_API_MODE_ENV, "api")) if embedded \
+        else ((JUDGE_API_KEY_ENV, "api_key"), (JUDGE_MODEL_ENV, "model"),
+              (JUDGE_API_MODE_ENV, "api"))
+    overrides = {field: dg.EnvVar(name) for name, field in variables if environ.get(name)}
     if environ.get(JUDGE_BASE_URL_ENV):
-        return LLMResource(**{"api": DEFAULT_JUDGE_API, "budget_usd": generator.budget_usd,
-                              "base_url": dg.EnvVar(JUDGE_BASE_URL_ENV), **overrides})
+        budget = {"budget_usd": generator.budget_usd} if generator.budget_usd is not None else {}
+        return OpenAIEndpointResource(**{"api": DEFAULT_JUDGE_API, "model": DEFAULT_JUDGE_MODEL,
+                                         **budget,
+                                         "base_url": dg.EnvVar(JUDGE_BASE_URL_ENV),
+                                         **overrides})
     if not overrides:
         return generator
     inherited = {name: getattr(generator, name) for name in generator.model_fields_set}
@@ -73,9 +86,9 @@ def _journal(store: RoundStore) -> str:
     return str(store.local_dir("journal") / "llm_journal.sqlite")
 
 
-def _usage(usage: Mapping[str, float], model: str) -> dict[str, dg.MetadataValue]:
+def _usage(usage: Usage, model: str) -> dict[str, dg.MetadataValue]:
     metadata = {f"llm/{name}": dg.MetadataValue.float(float(value))
-                for name, value in usage.items()
+                for name, value in usage.as_dict().items()
                 if name in ("requests", "journal_hits", "prompt_tokens", "completion_tokens",
                             "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(model)
@@ -94,7 +107,9 @@ def _report(store: RoundStore, key: str, name: str, title: str, intro: str,
 
 
 def _table_metadata(table: pd.DataFrame, heading: str) -> dict[str, dg.MetadataValue]:
-    return {"quality": dg.MetadataValue.md(f"### {heading}\n\n{quality.quality_markdown(table)}"),
+    from sipipeline.reporting.review_report import quality_markdown
+
+    return {"quality": dg.MetadataValue.md(f"### {heading}\n\n{quality_markdown(table)}"),
             **metadata_from(quality.table_metadata(table), prefix="quality/")}
 
 
@@ -110,7 +125,7 @@ def _table_metadata(table: pd.DataFrame, heading: str) -> dict[str, dg.MetadataV
                 "intervals beside the paper's 92% / 79% / 58%. Not part of the round job.",
 )
 def quality_review(context: dg.AssetExecutionContext, config: QualityReviewConfig,
-                   filtered_tasks: pd.DataFrame, judge_llm: LLMResource,
+                   filtered_tasks: pd.DataFrame, judge_llm: ModelResource,
                    round_store: RoundStore) -> dg.Output:
     key = context.partition_key
     records = review.review_sample(filtered_tasks, round_number(key), config.sample_size,
@@ -152,6 +167,7 @@ def quality_review(context: dg.AssetExecutionContext, config: QualityReviewConfi
 def human_review(context: dg.AssetExecutionContext, config: HumanReviewConfig,
                  round_store: RoundStore) -> dg.Output:
     from sipipeline.reporting.label_studio import human_records, read_export
+    from sipipeline.reporting.review_report import agreement_markdown
 
     key = context.partition_key
     every_round = human_records(read_export(config.export_file))
@@ -167,7 +183,7 @@ def human_review(context: dg.AssetExecutionContext, config: HumanReviewConfig,
     agreement = None
     if round_store.exists("quality_review", key):
         agreement = quality.agreement_table(human, round_store.read("quality_review", key))
-        extra["agreement"] = dg.MetadataValue.md(quality.agreement_markdown(agreement))
+        extra["agreement"] = dg.MetadataValue.md(agreement_markdown(agreement))
         extra.update(metadata_from(
             {f"{r.measure}/kappa": float(r.kappa) for r in agreement.itertuples()},
             prefix="agreement/"))

@@ -73,18 +73,6 @@ def percent(value: float) -> str:
     return "–" if math.isnan(value) else f"{100 * value:.0f}%"
 
 
-def quality_markdown(table: pd.DataFrame) -> str:
-    """The table as Markdown: share with its 95% interval beside the paper's share."""
-    lines = ["| question | share | 95% CI | answered | unparseable | paper |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for row in table.itertuples():
-        interval = ("–" if math.isnan(row.ci_low)
-                    else f"{percent(row.ci_low)}–{percent(row.ci_high)}")
-        lines.append(f"| {row.question} | {percent(row.share)} | {interval} | {row.answered} "
-                     f"| {row.unparseable} | {percent(row.paper)} |")
-    return "\n".join(lines)
-
-
 def table_metadata(table: pd.DataFrame) -> dict[str, float | int]:
     """Flat numbers for asset metadata (`<measure>/share`, `…/ci_low`, …)."""
     values: dict[str, float | int] = {}
@@ -134,11 +122,3 @@ def agreement_table(human: pd.DataFrame, judge: pd.DataFrame) -> pd.DataFrame:
         rows.append({"measure": str(question), "pairs": len(pairs), "agreement": agreement,
                      "kappa": cohen_kappa(firsts, seconds)})
     return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
-
-
-def agreement_markdown(table: pd.DataFrame) -> str:
-    lines = ["| question | pairs | agreement | Cohen's kappa |", "|---|---:|---:|---:|"]
-    for row in table.itertuples():
-        kappa = "–" if math.isnan(row.kappa) else f"{row.kappa:.2f}"
-        lines.append(f"| {row.measure} | {row.pairs} | {percent(row.agreement)} | {kappa} |")
-    return "\n".join(lines)

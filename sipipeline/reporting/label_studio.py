@@ -17,6 +17,7 @@ import pandas as pd
 
 from sipipeline.method.review import EMPTY_INPUT, QUESTION_TEXT, QUESTIONS, review_records
 from sipipeline.method.vocabulary import QualityRating, ReviewSource
+from sipipeline.reporting.atomic import write_text
 
 TASKS_FILE = "label_studio_tasks.json"
 CONFIG_FILE = "label_studio_config.xml"
@@ -92,10 +93,8 @@ def write_review_set(records: pd.DataFrame, out_dir: str | Path) -> dict[str, Pa
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     tasks_path = folder / TASKS_FILE
-    tasks_path.write_text(json.dumps(task_import(records), ensure_ascii=False, indent=1),
-                          encoding="utf-8")
-    config_path = folder / CONFIG_FILE
-    config_path.write_text(labeling_config(), encoding="utf-8")
+    write_text(tasks_path, json.dumps(task_import(records), ensure_ascii=False, indent=1))
+    config_path = write_text(folder / CONFIG_FILE, labeling_config())
     return {"tasks": tasks_path, "config": config_path}
 
 

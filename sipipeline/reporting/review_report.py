@@ -11,11 +11,37 @@ import pandas as pd
 
 from sipipeline.method.quality import percent
 from sipipeline.method.review import QUESTIONS
+from sipipeline.reporting.atomic import write_text
+from sipipeline.reporting.markdown_render import markdown_table
 
 STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
          "padding:.3em .6em;vertical-align:top}th{background:#f3f3f3}td.n{text-align:right}")
 SHOWN_VERDICTS = 200
+
+
+def _interval(low: float, high: float) -> str:
+    return "–" if math.isnan(low) else f"{percent(low)}–{percent(high)}"
+
+
+def _kappa(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}"
+
+
+def quality_markdown(table: pd.DataFrame) -> str:
+    """The quality table as Markdown: share with its 95% interval beside the paper's share."""
+    rows = [(r.question, percent(r.share), _interval(r.ci_low, r.ci_high), r.answered,
+             r.unparseable, percent(r.paper)) for r in table.itertuples()]
+    return markdown_table(["question", "share", "95% CI", "answered", "unparseable", "paper"],
+                          rows, numeric_columns=(1, 2, 3, 4, 5))
+
+
+def agreement_markdown(agreement: pd.DataFrame) -> str:
+    """Per question: pairs both answered, raw agreement and Cohen's kappa."""
+    rows = [(r.measure, r.pairs, percent(r.agreement), _kappa(r.kappa))
+            for r in agreement.itertuples()]
+    return markdown_table(["question", "pairs", "agreement", "Cohen's kappa"], rows,
+                          numeric_columns=(1, 2, 3))
 
 
 def _cell(value: object, numeric: bool = False) -> str:
@@ -32,17 +58,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def quality_table_html(table: pd.DataFrame) -> str:
     rows = []
     for row in table.itertuples():
-        interval = ("–" if math.isnan(row.ci_low)
-                    else f"{percent(row.ci_low)}–{percent(row.ci_high)}")
         rows.append([_cell(row.question), _cell(percent(row.share), True),
-                     _cell(interval, True), _cell(row.answered, True),
+                     _cell(_interval(row.ci_low, row.ci_high), True), _cell(row.answered, True),
                      _cell(row.unparseable, True), _cell(percent(row.paper), True)])
     return _table(["question", "share", "95% CI", "answered", "unparseable", "paper"], rows)
 
 
 def agreement_html(agreement: pd.DataFrame) -> str:
     rows = [[_cell(r.measure), _cell(r.pairs, True), _cell(percent(r.agreement), True),
-             _cell("–" if math.isnan(r.kappa) else f"{r.kappa:.2f}", True)]
+             _cell(_kappa(r.kappa), True)]
             for r in agreement.itertuples()]
     return _table(["question", "pairs", "agreement", "Cohen's kappa"], rows)
 
@@ -73,8 +97,6 @@ def render_review_report(title: str, intro: str, table: pd.DataFrame, verdicts: 
     shown = min(len(verdicts), SHOWN_VERDICTS)
     parts += [f"<h2>Verdicts ({shown} of {len(verdicts)})</h2>", verdicts_html(verdicts)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-        + "\n".join(parts) + "\n</body></html>\n", encoding="utf-8")
-    return path
+    return write_text(path, "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                      f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+                      "<body>\n" + "\n".join(parts) + "\n</body></html>\n")

@@ -10,7 +10,7 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from sipipeline.defs.automation import OFF_ROUND_ASSETS, round_runs
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import EmbeddedModelResource, OpenAIEndpointResource
 from sipipeline.defs.review import (
     JUDGE_API_KEY_ENV,
     JUDGE_BASE_URL_ENV,
@@ -203,15 +203,25 @@ def test_a_separate_judge_endpoint_gets_every_review_request(tmp_path, monkeypat
 
 
 def test_the_judge_resource_falls_back_to_the_generator():
-    generator = LLMResource(base_url="http://127.0.0.1:9/v1", api_key="k", model="gen",
-                            budget_usd=2.0)
+    generator = OpenAIEndpointResource(base_url="http://127.0.0.1:9/v1", api_key="k",
+                                       model="gen", budget_usd=2.0)
     assert judge_resource_from_env(generator, {}) is generator
     same_endpoint = judge_resource_from_env(generator, {JUDGE_MODEL_ENV: "bigger"})
+    assert isinstance(same_endpoint, OpenAIEndpointResource)
     assert same_endpoint.base_url == "http://127.0.0.1:9/v1"
-    assert same_endpoint.budget_usd == 2.0
+    assert same_endpoint.budget_usd == 2.0 and same_endpoint.api_key == "k"
     assert same_endpoint.model.env_var_name == JUDGE_MODEL_ENV
     separate = judge_resource_from_env(generator, {JUDGE_BASE_URL_ENV: "http://x/v1"})
+    assert isinstance(separate, OpenAIEndpointResource)
     assert separate.base_url.env_var_name == JUDGE_BASE_URL_ENV
-    assert separate.api == "chat" and separate.budget_usd == 2.0
-    embedded = LLMResource()
+    assert separate.api == "chat" and separate.model == "gpt-4o-mini"
+    assert separate.budget_usd == 2.0 and separate.api_key is None
+    embedded = EmbeddedModelResource()
     assert judge_resource_from_env(embedded, {}) is embedded
+    other_gguf = judge_resource_from_env(embedded, {JUDGE_MODEL_ENV: "/models/judge.gguf"})
+    assert isinstance(other_gguf, EmbeddedModelResource)
+    assert other_gguf.model_path.env_var_name == JUDGE_MODEL_ENV
+    remote = judge_resource_from_env(embedded, {JUDGE_BASE_URL_ENV: "http://x/v1",
+                                                JUDGE_MODEL_ENV: "judge"})
+    assert isinstance(remote, OpenAIEndpointResource)
+    assert remote.model.env_var_name == JUDGE_MODEL_ENV

@@ -23,7 +23,7 @@ from sipipeline.defs.resources import (
 from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import quality, review
 from sipipeline.method.rounds import ModelText
-from sipipeline.method.vocabulary import DropReason, RejectReason
+from sipipeline.method.vocabulary import DropReason, QualityRating, RejectReason
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams, Usage
 
 JUDGE_BASE_URL_ENV = "SIPIPELINE_JUDGE_BASE_URL"
@@ -130,7 +130,8 @@ def quality_review(context: dg.AssetExecutionContext, config: QualityReviewConfi
     key = context.partition_key
     records = review.review_sample(filtered_tasks, round_number(key), config.sample_size,
                                    config.sample_seed)
-    params = SamplingParams(max_tokens=config.max_tokens, temperature=config.temperature)
+    params = SamplingParams(max_tokens=config.max_tokens, temperature=config.temperature,
+                            stop=review.JUDGE_STOP_SEQUENCES)
     requests = [CompletionRequest(review.judge_prompt(r.instruction, r.input, r.output), params)
                 for r in records.itertuples()]
     client = judge_llm.get_client(journal_path=_journal(round_store))
@@ -179,6 +180,8 @@ def human_review(context: dg.AssetExecutionContext, config: HumanReviewConfig,
     extra: dict = {**_table_metadata(table, f"Quality of {key} (people)"),
                    "annotations": dg.MetadataValue.int(len(human)),
                    "annotators": dg.MetadataValue.int(human["reviewer"].nunique()),
+                   "ratings": dg.MetadataValue.json(
+                       {str(r): int((human["rating"] == r).sum()) for r in QualityRating}),
                    "source_file": dg.MetadataValue.path(config.export_file)}
     agreement = None
     if round_store.exists("quality_review", key):

@@ -36,16 +36,38 @@ EMPTY_INPUT = "(no input)"
 REASON_LIMIT = 300
 
 JUDGE_HEADER = (
-    "You are reviewing one machine-generated training example for an instruction-following "
-    "model. Judge it strictly and answer three questions about it.\n\n"
+    "Reviews of machine-generated training examples for an instruction-following model. "
+    "Each review judges one example strictly and answers three questions about it:\n"
 )
-JUDGE_FORMAT = (
-    "Answer with exactly these four lines and nothing else:\n"
-    f"{ReviewQuestion.VALID_INSTRUCTION}: yes or no\n"
-    f"{ReviewQuestion.APPROPRIATE_INPUT}: yes or no\n"
-    f"{ReviewQuestion.CORRECT_OUTPUT}: yes or no\n"
-    "reason: one short sentence\n"
+JUDGE_NOTE = (
+    "An empty input is appropriate when the instruction needs no input. For a classification "
+    "task the output is the class label.\n"
+    "Each review answers with exactly four lines: the three questions' names, each followed by "
+    "yes or no, then a reason in one short sentence.\n"
 )
+REVIEW_MARKER = "Review"
+
+
+@dataclass(frozen=True)
+class WorkedReview:
+    """A demonstration in the judge prompt: one clear "yes" record and one with a wrong
+    output, so a base model sees the answer format and that "no" is an answer too."""
+
+    instruction: str
+    input: str
+    output: str
+    answers: tuple[bool, bool, bool]
+    reason: str
+
+
+WORKED_REVIEWS = (
+    WorkedReview("Give the capital of the country.", "France", "Paris", (True, True, True),
+                 "Paris is the capital of France."),
+    WorkedReview("Sort the numbers in ascending order.", "5, 2, 9", "9, 5, 2",
+                 (True, True, False), "The numbers are sorted in descending order."),
+)
+#: The judge's answer ends where a base model would start the next review.
+JUDGE_STOP_SEQUENCES = (f"\n{REVIEW_MARKER} ", "\nInstruction:")
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -124,19 +146,28 @@ def review_record(task: Mapping, instance: Mapping, round_number: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- judge prompt
+def _record_block(number: int, instruction: str, input_text: str, output_text: str) -> str:
+    return (f"{REVIEW_MARKER} {number}\n"
+            f"Instruction: {instruction.strip()}\n"
+            f"Input: {input_text.strip() or EMPTY_INPUT}\n"
+            f"Output: {output_text.strip()}\n")
+
+
+def answer_lines(answers: Sequence[bool], reason: str) -> str:
+    """Answers in the format `parse_verdict` reads."""
+    lines = [f"{q}: {'yes' if a else 'no'}\n" for q, a in zip(QUESTIONS, answers, strict=True)]
+    return "".join(lines) + f"reason: {reason}\n"
+
+
 def judge_prompt(instruction: str, input_text: str, output_text: str) -> str:
-    """The three questions about one record, with the answer format the parser accepts."""
+    """The three questions, two worked reviews, then the record to review: continuing the
+    text means answering in the format the parser accepts (for base and chat models alike)."""
     questions = "".join(f"{n}. {q}: {QUESTION_TEXT[q]}\n" for n, q in enumerate(QUESTIONS, 1))
-    return (
-        f"{JUDGE_HEADER}"
-        f"Instruction: {instruction.strip()}\n"
-        f"Input: {input_text.strip() or EMPTY_INPUT}\n"
-        f"Output: {output_text.strip()}\n\n"
-        f"Questions:\n{questions}"
-        "An empty input is appropriate when the instruction needs no input. For a "
-        "classification task the output is the class label.\n\n"
-        f"{JUDGE_FORMAT}"
-    )
+    worked = "".join(
+        _record_block(n, w.instruction, w.input, w.output) + answer_lines(w.answers, w.reason)
+        + "\n" for n, w in enumerate(WORKED_REVIEWS, 1))
+    return (f"{JUDGE_HEADER}{questions}{JUDGE_NOTE}\n{worked}"
+            + _record_block(len(WORKED_REVIEWS) + 1, instruction, input_text, output_text))
 
 
 # ----------------------------------------------------------------------------- verdict parsing

@@ -114,6 +114,19 @@ def test_export_then_import_a_label_studio_export(round_with_review, tmp_path):
     check_imported(harness, judge, imported.stdout)
 
 
+def test_export_samples_afresh_when_asked_and_refuses_unknown_rounds(round_with_review,
+                                                                   tmp_path):
+    _, root = round_with_review
+    fresh = run_cli(root, "review", "export", "--out", str(tmp_path / "fresh"),
+                    "--round", "round_001", "--sample-size", "2", "--seed", "5")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "a new sample (size 2, seed 5)" in fresh.stdout
+    assert len(json.loads((tmp_path / "fresh" / ls.TASKS_FILE).read_text())) == 2
+    missing = run_cli(root, "review", "export", "--out", str(tmp_path / "x"),
+                      "--round", "round_009")
+    assert missing.returncode == 1 and "round_009" in missing.stderr
+
+
 def test_import_refuses_a_foreign_file(round_with_review, tmp_path):
     _, root = round_with_review
     foreign = tmp_path / "foreign.json"
@@ -151,3 +164,8 @@ def test_round_trip_through_a_real_label_studio(round_with_review, tmp_path):
     judge = harness.read("quality_review", 1)
     check_imported(harness, judge, imported.stdout)
     assert set(harness.read("human_review", 1)["rating"]) == {"A"}
+    latest = harness.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("human_review"),
+                              asset_partitions=["round_001"]), limit=1).records[0]
+    ratings = latest.asset_materialization.metadata["ratings"].value
+    assert ratings == {"A": len(judge), "B": 0, "C": 0, "D": 0}

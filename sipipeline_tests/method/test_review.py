@@ -65,13 +65,24 @@ def test_sample_takes_everything_when_the_round_is_small_and_skips_seeds():
         review.review_sample(machine_pool(2, 3), 1, size=0)
 
 
-def test_judge_prompt_asks_the_three_questions_and_shows_empty_input():
+def test_judge_prompt_asks_the_three_questions_and_ends_with_the_record():
     text = review.judge_prompt("Name a prime.", "", "7")
     for question in review.QUESTIONS:
-        assert review.QUESTION_TEXT[question] in text
-        assert f"{question}: yes or no" in text
-    assert f"Input: {review.EMPTY_INPUT}" in text
-    assert "Output: 7" in text
+        assert f"{question}: {review.QUESTION_TEXT[question]}" in text
+    assert text.endswith("Review 3\nInstruction: Name a prime.\n"
+                         f"Input: {review.EMPTY_INPUT}\nOutput: 7\n")
+    assert review.JUDGE_HEADER.strip() in text
+
+
+def test_the_worked_reviews_parse_to_their_answers():
+    text = review.judge_prompt("x", "y", "z")
+    for worked in review.WORKED_REVIEWS:
+        block = review.answer_lines(worked.answers, worked.reason)
+        assert block in text
+        verdict = review.parse_verdict(block)
+        assert tuple(verdict.answers[q] for q in review.QUESTIONS) == worked.answers
+        assert verdict.reason == worked.reason
+    assert {False} <= {a for w in review.WORKED_REVIEWS for a in w.answers}
 
 
 @pytest.mark.parametrize("text, expected", [

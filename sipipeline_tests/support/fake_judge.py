@@ -36,8 +36,9 @@ SCRIPTS = (
 
 
 def instruction_of(prompt: str) -> str:
-    match = re.search(r"^Instruction: (.*)$", prompt, flags=re.MULTILINE)
-    return match.group(1) if match else ""
+    """The reviewed instruction: the last one in the prompt (after the worked reviews)."""
+    found = re.findall(r"^Instruction: (.*)$", prompt, flags=re.MULTILINE)
+    return found[-1] if found else ""
 
 
 def script_for(instruction: str) -> Script:

@@ -165,6 +165,21 @@ def test_the_sample_size_and_seed_are_settings(reviewed):
     assert len(harness.read("quality_review", 1)) == 3
 
 
+def test_the_judge_is_held_to_the_budget(reviewed):
+    """Last of the shared-fixture tests: it swaps the model resource for a priced one."""
+    harness, server, _ = reviewed
+    harness.use_model(OpenAIEndpointResource(
+        base_url=server.base_url, api_key="test-key", model="fake-model",
+        price_prompt_per_million=1000.0, price_completion_per_million=1000.0,
+        budget_usd=0.01))
+    before = len(judge_requests(server))
+    result = materialize_review(harness, 1, config={"max_tokens": 120})  # not journaled yet
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "budget" in failure.step_failure_data.error.to_string()
+    assert len(judge_requests(server)) - before < len(harness.read("quality_review", 1))
+
+
 def test_the_judge_filter_needs_the_review(tmp_path, monkeypatch):
     monkeypatch.delenv(JUDGE_BASE_URL_ENV, raising=False)
     with FakeOpenAIServer(responder=judge_and_model) as server:

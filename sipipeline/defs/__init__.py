@@ -18,10 +18,12 @@ def build_defs(storage_base: str, llm: ModelResource) -> dg.Definitions:
     from sipipeline.defs.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
     from sipipeline.defs.checks import ROUND_CHECKS
     from sipipeline.defs.jobs import ROUND_ASSETS, bootstrap_round_job
+    from sipipeline.defs.review import REVIEW_ASSETS, judge_resource_from_env
     from sipipeline.defs.storage import ParquetIOManager, RoundStore
 
     return dg.Definitions(
-        assets=[assets.round_handoff, *ROUND_ASSETS, assets.fine_tuning_exports],
+        assets=[assets.round_handoff, *ROUND_ASSETS, assets.fine_tuning_exports,
+                *REVIEW_ASSETS],
         asset_checks=ROUND_CHECKS,
         jobs=[bootstrap_round_job],
         sensors=AUTOMATION_SENSORS,
@@ -30,5 +32,6 @@ def build_defs(storage_base: str, llm: ModelResource) -> dg.Definitions:
             "io_manager": ParquetIOManager(base_path=storage_base),
             "round_store": RoundStore(base_path=storage_base),
             "llm": llm,
+            "judge_llm": judge_resource_from_env(llm),
         },
     )

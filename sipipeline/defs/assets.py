@@ -124,11 +124,17 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
                 description=f"{previous} is not done (its latest run did not succeed, or it "
                             f"never handed its pool on): run {previous} again before {key}",
                 allow_retries=False)
+    judge_filter: dict = {}
+    if previous is not None and config.drop_judge_invalid:
+        from sipipeline.defs.review import judge_filtered_pool
+        pool, judge_filter = judge_filtered_pool(pool, previous, round_store)
+        pool.attrs = {}  # no longer the previous round's pool as stored
     machine = int((pool["origin"] == Origin.MACHINE).sum())
     return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
         "source": dg.MetadataValue.text(source),
         "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
         "machine_tasks": dg.MetadataValue.int(machine),
+        **judge_filter,
     }, data_version=pool.attrs.get(VERSION_ATTR))
 
 

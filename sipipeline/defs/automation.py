@@ -55,6 +55,9 @@ NOT_FINISHED = frozenset({
     dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUSPENDED,
 })
 RUN_HISTORY_LIMIT = 2000
+#: Assets whose runs neither wait for nor hold up rounds: a review running, or failing, for
+#: round N is not round N's run.
+OFF_ROUND_ASSETS = frozenset({dg.AssetKey("quality_review"), dg.AssetKey("human_review")})
 
 
 class AutomationSettingsError(ValueError):
@@ -185,14 +188,15 @@ def _round_of(run: dg.DagsterRun) -> int | None:
 
 
 def round_runs(instance: dg.DagsterInstance) -> tuple[dict[int, RoundRun], list[RoundRun]]:
-    """The latest run of each round and the round runs not finished yet (any job)."""
+    """The latest run of each round and the round runs not finished yet (any job, except
+    runs of review assets only)."""
     latest: dict[int, RoundRun] = {}
     in_flight: list[RoundRun] = []
     runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: _known_round_keys(
         instance)}), limit=RUN_HISTORY_LIMIT)
     for run in runs:  # newest first
         number = _round_of(run)
-        if number is None:
+        if number is None or (run.asset_selection and run.asset_selection <= OFF_ROUND_ASSETS):
             continue
         summary = RoundRun(number, run.status, run.run_id)
         latest.setdefault(number, summary)

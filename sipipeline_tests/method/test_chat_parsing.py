@@ -201,3 +201,13 @@ def test_helpers_keep_what_is_not_markup():
     assert strip_emphasis("**bold** and *italic* and _also_") == "bold and italic and also"
     assert strip_thinking("</think>Yes").text == "Yes"
     assert strip_thinking("<THINK>a</THINK> b <think>c").unfinished
+
+
+def test_a_last_output_paragraph_is_kept_unless_it_speaks_about_the_answer():
+    advice = ("Input: exam stress\nOutput: Sleep well the night before.\n\n"
+              "If you feel stressed, take a short walk.")
+    assert _pairs(parse_chat_input_first(advice, "stop")) == [
+        ("exam stress", "Sleep well the night before.\n\nIf you feel stressed, take a short "
+                        "walk.", None)]
+    remark = "Output: 42\n\nWould you like me to write more examples?"
+    assert _pairs(parse_chat_input_first(remark, "length")) == [("", "42", None)]

@@ -29,7 +29,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
-from sipipeline.model.endpoint_facts import TOKEN_LIMIT_FIELD, EndpointFacts
+from sipipeline.model.endpoint_facts import (
+    RESPONSE_FORMAT,
+    TOKEN_LIMIT_FIELD,
+    UNSUPPORTED,
+    EndpointFacts,
+)
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
@@ -54,6 +59,7 @@ from sipipeline.model.wire import (
     build_body,
     parse_choices,
     parse_retry_after,
+    rejects_response_format,
     split_tokens,
     wants_max_completion_tokens,
 )
@@ -121,6 +127,10 @@ class ModelClient:
         self.token_limit_field = (self._facts.get(config.endpoint_id, config.model,
                                                   TOKEN_LIMIT_FIELD)
                                   or config.token_limit_field)
+        # Structured output is asked for until the endpoint says it does not support it; then
+        # requests go without `response_format` and answers are read by the text parsers.
+        self.response_format_supported = self._facts.get(
+            config.endpoint_id, config.model, RESPONSE_FORMAT) != UNSUPPORTED
         self._usage: dict[str, Usage] = defaultdict(Usage)
         self._budget = Budget(config.budget_usd, config.price)
         self._unsaved_samples: list[tuple] = []
@@ -355,8 +365,10 @@ class ModelClient:
             if wait > 0:
                 await asyncio.sleep(wait)
             token_field = self.token_limit_field
+            with_format = bool(request.response_format) and self.response_format_supported
+            sent = request if with_format else replace(request, response_format="")
             try:
-                response = await self._send(request, len(pending), job, pending[0], token_field)
+                response = await self._send(sent, len(pending), job, pending[0], token_field)
                 parsed = parse_choices(response, api=cfg.api, limit=len(pending),
                                        extra_stops=request.params.stop[cfg.max_stop_sequences:])
             except EndpointStatusError as error:
@@ -366,6 +378,9 @@ class ModelClient:
                         and wants_max_completion_tokens(status, error.message)):
                     self._learn_token_limit_field(MAX_COMPLETION_TOKENS)
                     continue  # not an attempt: the same request in the form the endpoint wants
+                if with_format and rejects_response_format(status, error.message):
+                    self._learn_response_format_unsupported()
+                    continue  # not an attempt: the same request without structured output
                 if status in (401, 403):
                     raise ModelAccessError(
                         f"the endpoint refused the credentials (HTTP {status}); check "
@@ -422,6 +437,15 @@ class ModelClient:
                                 max_stop_sequences=cfg.max_stop_sequences, seed=seed,
                                 token_field=token_field)
         return await self._transport.post(path, body)
+
+    def _learn_response_format_unsupported(self) -> None:
+        """Send no `response_format` from now on, and remember it for later clients."""
+        if not self.response_format_supported:
+            return
+        self.response_format_supported = False
+        with contextlib.suppress(sqlite3.Error):  # not remembered: the next client asks again
+            self._facts.put(self.config.endpoint_id, self.config.model, RESPONSE_FORMAT,
+                            UNSUPPORTED)
 
     def _learn_token_limit_field(self, field: str) -> None:
         """Use `field` from now on, and remember it for later clients on this journal."""

@@ -1,8 +1,9 @@
 """What a client learnt about an endpoint, kept in the journal's database for the next client.
 
-Today one fact: the request field an endpoint wants for the token limit. A client that was
-told (by a 400 answer) to use `max_completion_tokens` records it here, so no later client on
-the same journal pays for the same rejected request again.
+The request field an endpoint wants for the token limit, and whether it rejects
+`response_format`. A client that was told (by a 400 answer) to use `max_completion_tokens`,
+or that structured output is not supported, records it here, so no later client on the same
+journal pays for the same rejected request again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 TOKEN_LIMIT_FIELD = "token_limit_field"
+RESPONSE_FORMAT = "response_format"
+UNSUPPORTED = "unsupported"
 
 
 class EndpointFacts:

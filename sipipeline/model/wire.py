@@ -169,6 +169,13 @@ def wants_max_completion_tokens(status: int, message: str) -> bool:
             and _MAX_TOKENS_WORD.search(message) is not None)
 
 
+def rejects_response_format(status: int, message: str) -> bool:
+    """True for the 400 answer of an endpoint that does not support `response_format` (or
+    its JSON-schema form)."""
+    lowered = message.lower()
+    return status == 400 and ("response_format" in lowered or "json_schema" in lowered)
+
+
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
     if headers is None:

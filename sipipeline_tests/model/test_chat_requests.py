@@ -1,9 +1,11 @@
 """Chat requests on the wire: message lists, response_format, and max_completion_tokens
-(set, or learnt once from the endpoint's 400 answer and remembered in the journal)."""
+(set, or learnt once from the endpoint's 400 answer and remembered in the journal), and
+structured output dropped once an endpoint says it does not support it."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,14 @@ import pytest
 from sipipeline.model.keys import prompt_key
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 from sipipeline.model.wire import build_body, wants_max_completion_tokens
+from sipipeline.model.wire import rejects_response_format as rejects_response_format_answer
 from sipipeline_tests.support.client_helpers import make_client
 from sipipeline_tests.support.fake_openai_server import (
     MAX_TOKENS_UNSUPPORTED,
+    RESPONSE_FORMAT_UNSUPPORTED,
     FakeOpenAIServer,
     rejects_max_tokens,
+    rejects_response_format,
 )
 
 PARAMS = SamplingParams(max_tokens=32, temperature=0.0, stop=("\n\n",))
@@ -103,3 +108,32 @@ def test_an_endpoint_that_rejects_both_fields_fails_instead_of_looping(tmp_path:
                 pytest.raises(ModelAccessError, match="rejected a request"):
             client.complete(_requests(1), purpose="p")
         assert len(server.completion_log()) == 2
+
+
+def test_an_endpoint_without_structured_output_is_asked_without_it_from_then_on(
+        tmp_path: Path, transport: str) -> None:
+    journal = tmp_path / "j.sqlite"
+    requests = [CompletionRequest(f"prompt {i}", PARAMS, messages=(("user", f"Task {i}"),),
+                                  response_format=SCHEMA) for i in range(3)]
+    with FakeOpenAIServer(faults=rejects_response_format) as server:
+        with make_client(server, journal, api="chat", http_transport=transport,
+                         max_in_flight=1) as client:
+            answers = client.complete(requests, purpose="p")
+            assert not client.response_format_supported
+            assert client.usage("p").retries == 0
+        assert all(a[0].text for a in answers)
+        log = server.completion_log()
+        assert [e["status"] for e in log] == [400, 200, 200, 200]
+        assert "response_format" in log[0]["body"]
+        assert not any("response_format" in e["body"] for e in log[1:])
+        with make_client(server, journal, api="chat", http_transport=transport) as client:
+            assert not client.response_format_supported
+            client.complete([replace(r, prompt=r.prompt + "!") for r in requests], purpose="p")
+        assert [e["status"] for e in server.completion_log()[4:]] == [200, 200, 200]
+
+
+def test_which_400_answers_reject_structured_output():
+    assert rejects_response_format_answer(400, RESPONSE_FORMAT_UNSUPPORTED)
+    assert rejects_response_format_answer(400, "json_schema is not supported")
+    assert not rejects_response_format_answer(400, MAX_TOKENS_UNSUPPORTED)
+    assert not rejects_response_format_answer(429, RESPONSE_FORMAT_UNSUPPORTED)

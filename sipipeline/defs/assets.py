@@ -32,9 +32,11 @@ from sipipeline.defs.partitions import (
 )
 from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.storage import VERSION_ATTR, MissingRoundError, RoundStore
-from sipipeline.method import prompts, rounds
+from sipipeline.method import parse_report, prompts, rounds
+from sipipeline.method.chat_prompts import StagePrompt
 from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.method.vocabulary import InstanceStatus, Origin
+from sipipeline.method.yield_guard import YieldGuard, generate_guarded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 from sipipeline.reporting.facts import with_task_facts
@@ -93,6 +95,17 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
     return _texts(completions)
 
 
+def _stage_request(stage: StagePrompt, params: SamplingParams) -> CompletionRequest:
+    """The request of one stage prompt: its chat messages and answer schema, if any."""
+    return CompletionRequest(stage.text, params, messages=stage.messages,
+                             response_format=stage.response_format)
+
+
+def _parse_metadata(style: str, report: dict) -> dict:
+    """How the stage's answers were read: prompt style, parsers used, parse-failure share."""
+    return metadata_from({"style": str(style), **report}, prefix="parse/")
+
+
 def _texts(completions: list[list]) -> list[rounds.ModelText]:
     return [rounds.ModelText(c[0].text, c[0].finish_reason) for c in completions]
 
@@ -147,29 +160,42 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
                            seed_pool: pd.DataFrame, llm: ModelResource,
                            round_store: RoundStore) -> dg.Output:
     number = round_number(context.partition_key)
+    style = llm.prompt_style()
     planned = rounds.plan_generation_prompts(
         seed_pool, number, config.num_prompts, config.num_examples,
-        config.num_machine_examples, config.random_seed)
+        config.num_machine_examples, config.random_seed, style=style)
+    # A chat answer is not a list continuation: the list's stops would cut it after a preamble.
+    stops = (() if rounds.is_chat(style)
+             else prompts.generation_stop_sequences(prompts.list_end(config.num_examples)))
     params = SamplingParams(
         max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
         presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
-        stop=prompts.generation_stop_sequences(prompts.list_end(config.num_examples)))
+        stop=stops)
     client = _client(llm, round_store)
-    responses = _complete(
-        client,
-        [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed) for p in planned],
-        "generated_instructions")
-    generated = rounds.generated_candidates(
-        planned, responses, seed_pool, number, client.model_name,
-        config.similarity_threshold)
-    funnel = rounds.rejection_funnel(generated, len(planned))
+    requests = [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed,
+                                  messages=p.messages, response_format=p.response_format)
+                for p in planned]
+    guarded = generate_guarded(
+        requests, YieldGuard(config.yield_guard_requests, config.yield_guard_min_accepted_share),
+        lambda part: _complete(client, list(part), "generated_instructions"),
+        lambda sent, responses: rounds.generated_candidates(
+            planned[:sent], responses, seed_pool, number, client.model_name,
+            config.similarity_threshold, style=style))
+    generated = guarded.generated
+    funnel = rounds.rejection_funnel(generated, guarded.requests_sent)
     context.log.info(f"{context.partition_key} funnel: {json.dumps(funnel)}")
+    if guarded.check is not None:
+        log = context.log.warning if guarded.check.stopped else context.log.info
+        log(f"{context.partition_key} {guarded.check.message()}")
     extra = {f"funnel/{name}": dg.MetadataValue.int(count) for name, count in funnel.items()}
     extra[SIMILARITY_THRESHOLD] = dg.MetadataValue.float(config.similarity_threshold)
     extra["funnel"] = dg.MetadataValue.md(
         pd.DataFrame({"stage": list(funnel), "count": list(funnel.values())})
         .to_markdown(index=False))
     extra.update(_usage_metadata(client, "generated_instructions"))
+    extra.update(_parse_metadata(style, parse_report.generation_parse_report(generated)))
+    if guarded.check is not None:
+        extra.update(metadata_from(guarded.check.as_metadata(), prefix="yield_guard/"))
     return table_output(generated, "generated_instructions",
                         ["status", "reject_reason", "max_rouge_l", "instruction"], extra)
 
@@ -184,15 +210,20 @@ def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
                           round_store: RoundStore) -> dg.Output:
     accepted = rounds.accepted_candidates(generated_instructions)
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
-    texts = [prompts.classification_prompt(examples, i) for i in accepted["instruction"]]
+    style = llm.prompt_style()
+    stages = [rounds.classification_prompt(examples, i, style) for i in accepted["instruction"]]
+    texts = [stage.text for stage in stages]
+    # A chat answer may open with reasoning or Markdown on its own line: no newline stop.
     params = SamplingParams(max_tokens=config.max_tokens, temperature=config.temperature,
-                            stop=prompts.CLASSIFICATION_STOP_SEQUENCES)
+                            stop=(() if rounds.is_chat(style)
+                                  else prompts.CLASSIFICATION_STOP_SEQUENCES))
     client = _client(llm, round_store)
-    responses = _complete(client, [CompletionRequest(t, params) for t in texts],
+    responses = _complete(client, [_stage_request(stage, params) for stage in stages],
                           "classification_labels")
-    labels = rounds.classification_frame(accepted, texts, responses, client.model_name)
+    labels = rounds.classification_frame(accepted, texts, responses, client.model_name, style)
     extra = {"classification_tasks": dg.MetadataValue.int(int(labels["is_classification"].sum()))}
     extra.update(_usage_metadata(client, "classification_labels"))
+    extra.update(_parse_metadata(style, parse_report.classification_parse_report(labels)))
     return table_output(labels, "classification_labels",
                         ["task_id", "is_classification", "raw_answer", "instruction"], extra)
 
@@ -212,19 +243,24 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
               classification_labels: pd.DataFrame, llm: ModelResource,
               round_store: RoundStore) -> dg.Output:
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
+    style = llm.prompt_style()
     requests, texts = [], []
-    for row in classification_labels.itertuples():
-        text = rounds.instance_prompt(examples, row.instruction, bool(row.is_classification))
+    # A task whose classification answer could not be read gets no request (and no guess).
+    for row in rounds.labelled_tasks(classification_labels).itertuples():
+        stage = rounds.instance_stage_prompt(examples, row.instruction,
+                                             bool(row.is_classification), style)
         max_tokens = (config.max_tokens_output_first if row.is_classification
                       else config.max_tokens_input_first)
         params = SamplingParams(max_tokens=max_tokens, temperature=config.temperature,
                                 top_p=config.top_p, presence_penalty=config.presence_penalty,
-                                stop=prompts.INSTANCE_STOP_SEQUENCES)
-        texts.append(text)
-        requests.append(CompletionRequest(text, params))
+                                stop=(() if rounds.is_chat(style)
+                                      else prompts.INSTANCE_STOP_SEQUENCES))
+        texts.append(stage.text)
+        requests.append(_stage_request(stage, params))
     client = _client(llm, round_store)
     responses = _complete(client, requests, "instances")
-    frame = rounds.instances_frame(classification_labels, texts, responses, client.model_name)
+    frame = rounds.instances_frame(classification_labels, texts, responses, client.model_name,
+                                   style)
     kept = frame[frame["status"] == InstanceStatus.KEPT]
     reasons = frame["drop_reason"].dropna().value_counts()
     extra = {
@@ -233,6 +269,7 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
         **{f"dropped/{r}": dg.MetadataValue.int(int(c)) for r, c in reasons.items()},
     }
     extra.update(_usage_metadata(client, "instances"))
+    extra.update(_parse_metadata(style, parse_report.instances_parse_report(frame)))
     return table_output(frame, "instances",
                         ["task_id", "status", "drop_reason", "input", "output"], extra)
 

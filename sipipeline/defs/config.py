@@ -80,6 +80,15 @@ class GenerationConfig(RoundConfig):
         default=0,
         description="Seeds in-context sampling and keys the response journal: change it to get "
                     "fresh samples instead of journaled ones.")
+    yield_guard_requests: int = Field(
+        default=16, ge=0,
+        description="Yield guard: the first K generation requests are sent alone, and when "
+                    "too few of their candidates are accepted the round sends no more (0 turns "
+                    "the guard off). Only rounds with more than K requests can be cut short.")
+    yield_guard_min_accepted_share: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="Yield guard: the share of the first K requests' candidate records that "
+                    "must be accepted (heuristics and novelty passed) for the round to go on.")
 
     def check_consistency(self) -> None:
         if self.num_machine_examples > self.num_examples:

@@ -48,6 +48,7 @@ GENERATED_SCHEMA = pa.schema([
     ("instruction", pa.string()),
     ("model", pa.string()),
     ("finish_reason", pa.string()),
+    ("parsed_as", pa.string()),
     ("status", pa.string()),
     ("reject_reason", pa.string()),
     ("max_rouge_l", pa.float64()),
@@ -64,6 +65,8 @@ CLASSIFICATION_SCHEMA = pa.schema([
     ("raw_answer", pa.string()),
     ("request_id", pa.string()),
     ("model", pa.string()),
+    ("parsed_as", pa.string()),
+    ("label_problem", pa.string()),
 ])
 
 INSTANCES_SCHEMA = pa.schema([
@@ -79,6 +82,7 @@ INSTANCES_SCHEMA = pa.schema([
     ("model", pa.string()),
     ("status", pa.string()),
     ("drop_reason", pa.string()),
+    ("parsed_as", pa.string()),
 ])
 
 #: One reviewed record (a task and one of its instances) with the answers to the paper's three

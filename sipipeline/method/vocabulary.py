@@ -57,10 +57,13 @@ class RejectReason(Vocabulary):
     UNPARSEABLE = "unparseable"
     SIMILAR_TO_POOL = "similar_to_pool"
     JUDGE_INVALID = "judge_invalid"
+    #: A chat answer that is all reasoning: `<think>` opened and never closed.
+    UNFINISHED_THINKING = "unfinished_thinking"
 
 
 #: Reject reasons meaning the model's answer could not be used (a model or prompt problem).
-PARSE_FAILURE_REASONS = (RejectReason.UNPARSEABLE, RejectReason.TRUNCATED)
+PARSE_FAILURE_REASONS = (RejectReason.UNPARSEABLE, RejectReason.TRUNCATED,
+                         RejectReason.UNFINISHED_THINKING)
 
 
 class DropReason(Vocabulary):
@@ -79,6 +82,36 @@ class DropReason(Vocabulary):
     #: `Class label:` for output-first), so no part of it can be read as an instance.
     MISSING_FIELD_MARKER = "missing_field_marker"
     JUDGE_INVALID = "judge_invalid"
+    #: A chat answer that is all reasoning: `<think>` opened and never closed.
+    UNFINISHED_THINKING = "unfinished_thinking"
+    #: The task's classification answer could not be read, so no instance prompt was chosen.
+    UNLABELLED = "unlabelled"
+
+
+class LabelProblem(Vocabulary):
+    """Why a chat model's classification answer could not be read (never guessed)."""
+
+    UNPARSEABLE = "unparseable"
+    UNFINISHED_THINKING = "unfinished_thinking"
+
+
+class PromptStyle(Vocabulary):
+    """How the method talks to the model: which prompts it writes and which parsers read them."""
+
+    #: The paper's completion prompts, continued by a base model.
+    COMPLETION = "completion"
+    #: Chat messages for an instruction-following model, answers parsed as text.
+    CHAT = "chat"
+    #: Chat messages plus a JSON schema per stage (`response_format`), text parser as fallback.
+    CHAT_JSON = "chat_json"
+
+
+class ParsedAs(Vocabulary):
+    """Which parser read a record's answer (stored per record, column `parsed_as`)."""
+
+    COMPLETION_TEXT = "completion_text"
+    CHAT_TEXT = "chat_text"
+    CHAT_JSON = "chat_json"
 
 
 class GenerationOrder(Vocabulary):

@@ -1,6 +1,9 @@
 from setuptools import find_packages, setup
 
-DAGSTER_VERSION = "1.13.28"
+# Every dagster package moves together. 1.13.27, not the newer 1.13.28: the newest
+# dagster-postgres (0.29.27, the `deploy` extra) pins dagster==1.13.27, so 1.13.28 cannot resolve.
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_LIBRARY_VERSION = "0.29.27"
 
 setup(
     name="sipipeline",
@@ -43,6 +46,15 @@ setup(
             "hypothesis>=6.100",
             f"dagster-graphql=={DAGSTER_VERSION}",
             "ruff>=0.6",
+        ],
+        # Production deployment (deploy/, README "Deployment"): PostgreSQL instance storage,
+        # S3-compatible object storage for the Parquet store, exports and reports, and the dg CLI
+        # for the SelfInstructComponent; moto's standalone server is the local S3 API the tests use.
+        "deploy": [
+            f"dagster-postgres=={DAGSTER_LIBRARY_VERSION}",
+            f"dagster-dg-cli=={DAGSTER_VERSION}",
+            "s3fs>=2024.6",
+            "moto[server]>=5",
         ],
     },
     # The 175 seed tasks travel with a non-editable install (paths.DEFAULT_SEED_FILE finds them).

@@ -12,7 +12,7 @@ PORT ?= 3000
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,nlp]'
+	$(PY) -m pip install --quiet -e '.[test,nlp,deploy]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -59,5 +59,10 @@ setup(
     },
     # The 175 seed tasks travel with a non-editable install (paths.DEFAULT_SEED_FILE finds them).
     data_files=[("share/sipipeline", ["data/seed_tasks.jsonl", "data/SOURCES.md"])],
-    entry_points={"console_scripts": ["sipipeline=sipipeline.cli:main"]},
+    entry_points={
+        "console_scripts": ["sipipeline=sipipeline.cli:main"],
+        # `dg list components` / `dg scaffold defs` find SelfInstructComponent in any project
+        # that installs sipipeline.
+        "dagster_dg_cli.registry_modules": ["sipipeline = sipipeline.defs.component"],
+    },
 )

@@ -36,6 +36,7 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/novelty_filter.py
 	$(PY) benchmarks/llm_throughput.py
+	$(PY) benchmarks/round_overhead.py
 
 clean:
 	rm -rf $(VENV) .dagster_home *.egg-info

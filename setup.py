@@ -18,8 +18,8 @@ setup(
         "pandas>=2.2",
         "pyarrow>=15",
         "openai==3.57.0",
-        # Direct OpenAI-format HTTP for the hot path: the SDK's per-request CPU (1.3-2.9 ms)
-        # misses the 1 ms overhead target; the SDK stays available as a transport.
+        # Direct OpenAI-format HTTP for the hot path: the SDK spends several times more CPU
+        # per request (benchmarks/llm_throughput.py prints both); it stays a transport option.
         "aiohttp==3.14.5",
         "rouge-score==0.1.2",
         "universal-pathlib>=0.2",
@@ -28,7 +28,7 @@ setup(
         "certifi",
         "matplotlib>=3.8",  # PNG plots of dataset_stats
         # Exact ROUGE-L novelty filter: rapidfuzz's bit-parallel LCS, and numba to compile the
-        # inverted-index scan (the bootstrap to 52K in well under a minute instead of a day).
+        # inverted-index scan (benchmarks/novelty_filter.py compares it with rouge-score).
         "rapidfuzz>=3.9",
         "numba==0.68.1",
         # Embedded local model (the default when no endpoint is configured).

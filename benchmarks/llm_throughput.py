@@ -32,12 +32,9 @@ sys.path.insert(0, str(REPO_ROOT))
 import aiohttp  # noqa: E402
 import openai  # noqa: E402
 
-from sipipeline.model.client import (  # noqa: E402
-    CompletionRequest,
-    ModelClient,
-    ModelClientConfig,
-    SamplingParams,
-)
+from sipipeline.model.client import ModelClient  # noqa: E402
+from sipipeline.model.config import ModelClientConfig  # noqa: E402
+from sipipeline.model.types import CompletionRequest, SamplingParams  # noqa: E402
 
 PARAMS = SamplingParams(max_tokens=64, temperature=0.7, top_p=0.5, stop=("\n\n",))
 
@@ -74,7 +71,7 @@ def run_client(base_url: str, in_flight: int, requests: list[CompletionRequest],
         results = client.complete(requests, purpose="benchmark")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert len(results) == len(requests)
-        assert client.usage("benchmark")["requests"] == len(requests)
+        assert client.usage("benchmark").requests == len(requests)
     return wall, cpu
 
 
@@ -191,9 +188,9 @@ def bench_embedded(max_tokens: int) -> None:
                 client.complete(requests, purpose="embedded")
                 wall = time.perf_counter() - start
                 usage = client.usage("embedded")
-            tokens = usage["completion_tokens"]
+            tokens = usage.completion_tokens
             print(f"  {in_flight} in flight: {tokens:.0f} completion tokens in {wall:.1f} s = "
-                  f"{tokens / wall:.1f} tokens/s ({usage['prompt_tokens']:.0f} prompt tokens)")
+                  f"{tokens / wall:.1f} tokens/s ({usage.prompt_tokens:.0f} prompt tokens)")
     embedded.stop_all()
 
 

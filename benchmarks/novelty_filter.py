@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from sipipeline import _similarity_fast  # noqa: E402
 from sipipeline.paths import DEFAULT_SEED_FILE  # noqa: E402
-from sipipeline.similarity import novelty_filter  # noqa: E402
+from sipipeline.similarity import fast, kernels, novelty_filter, rouge_tokens  # noqa: E402
+from sipipeline.similarity.index import encode  # noqa: E402
 from sipipeline.similarity.oracle import (  # noqa: E402
     reference_novelty_filter,
     reference_tokens,
@@ -113,9 +113,9 @@ def grow_pool(seeds: list[str], size: int, seed: int) -> list[str]:
 
 
 def _decisions(candidates: list[str], pool: list[str]):  # noqa: ANN202
-    tokens = [_similarity_fast.rouge_tokens(text) for text in pool + candidates]
-    sequences, codes = _similarity_fast._encode(tokens)
-    keep, _ = _similarity_fast.decide(
+    tokens = [rouge_tokens(text) for text in pool + candidates]
+    sequences, codes = encode(tokens)
+    keep, _ = fast.decide(
         sequences, codes, [len(t) for t in tokens], len(pool), 0.7
     )
     return keep
@@ -156,8 +156,8 @@ def time_decisions(pool: list[str], candidates: list[str]) -> tuple[float, float
     difference to the candidates, so tokenising/indexing the pool cancels out but the
     candidates' own share of it (tokenising, ranking) counts. Best of three.
     """
-    tokens = [_similarity_fast.rouge_tokens(text) for text in pool + candidates]
-    sequences, codes = _similarity_fast._encode(tokens)
+    tokens = [rouge_tokens(text) for text in pool + candidates]
+    sequences, codes = encode(tokens)
     lengths = [len(t) for t in tokens]
     num_pool = len(pool)
     timings = []
@@ -166,7 +166,7 @@ def time_decisions(pool: list[str], candidates: list[str]) -> tuple[float, float
         best = math.inf
         for _ in range(3):
             start = time.perf_counter()
-            keep, _ = _similarity_fast.decide(
+            keep, _ = fast.decide(
                 sequences[:texts], codes[: sum(lengths[:texts])], lengths[:texts], num_pool, 0.7
             )
             best = min(best, time.perf_counter() - start)
@@ -215,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     # Measure one engine throughout (by default the filter picks per call by size).
-    _similarity_fast.USE_NUMBA = not args.python and _similarity_fast.numba is not None
+    fast.USE_NUMBA = not args.python and kernels.numba is not None
     seeds = [json.loads(line)["instruction"] for line in DEFAULT_SEED_FILE.open()]
     big, small = (10_000, 2_000) if quick else (52_000, 10_000)
 
@@ -278,9 +278,9 @@ def main() -> None:
           f"with max, mean and top-10 of every kept one: {seconds:.1f} s "
           f"({pairs / seconds:,.0f} pairs/s over {pairs:,} pairs; "
           f"rouge-score ≈ {reference_hours:.1f} h → {reference_hours * 3600 / seconds:,.0f}×)")
-    engine = _similarity_fast.numba
+    engine = kernels.numba
     print("engine: " + (
-        f"numba {engine.__version__}" if _similarity_fast.USE_NUMBA else "Python + rapidfuzz"
+        f"numba {engine.__version__}" if fast.USE_NUMBA else "Python + rapidfuzz"
     ))
 
 

@@ -6,9 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sipipeline.reporting.exports import FORMATS
-
-EXPORT_CHOICES = ("all", *FORMATS)
+from sipipeline.reporting.formats import format_choices
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +16,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
                        "Parquet) from the latest round",
         description="Export the dataset of the latest materialized round (its filtered_tasks "
                     "Parquet) as fine-tuning files with a dataset card.")
-    parser.add_argument("--format", dest="formats", action="append", choices=EXPORT_CHOICES,
+    parser.add_argument("--format", dest="formats", action="append", choices=format_choices(),
                         help="format to write; repeat for several (default: all)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--include-seeds", action="store_true",
@@ -34,14 +32,17 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def handle_export(args: argparse.Namespace) -> int:
     """Run an export from parsed arguments; 0 on success, 1 when there is nothing to export."""
-    from sipipeline.reporting.exports import export_dataset, read_latest_pool
+    from sipipeline.defs.storage import MissingRoundError, RoundStore
+    from sipipeline.paths import storage_base
+    from sipipeline.reporting.exports import export_dataset
 
     if not 0 <= args.validation_fraction < 1:
         print("sipipeline export: --validation-fraction must be in [0, 1)", file=sys.stderr)
         return 2
     try:
-        pool, round_key = read_latest_pool(args.storage)
-    except FileNotFoundError as error:
+        round_key, pool = RoundStore(base_path=args.storage or storage_base()).latest(
+            "filtered_tasks")
+    except MissingRoundError as error:
         print(f"sipipeline export: {error}", file=sys.stderr)
         return 1
     formats = args.formats or ["all"]

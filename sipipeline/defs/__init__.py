@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import ModelResource
 
 
-def build_defs(storage_base: str, llm: LLMResource, *, round_config: dict | None = None,
+def build_defs(storage_base: str, llm: ModelResource, *, round_config: dict | None = None,
                sensor_running: bool = False, local_path: str | None = None) -> dg.Definitions:
     """The sipipeline code location: round data under `storage_base`, the model from `llm`.
 

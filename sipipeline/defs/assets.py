@@ -25,11 +25,14 @@ from sipipeline.defs.partitions import (
     previous_round_key,
     round_number,
 )
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.storage import MissingRoundError, RoundStore, location_url
 from sipipeline.method import prompts, rounds
 from sipipeline.method.seeds import load_seed_tasks
-from sipipeline.model.client import CompletionRequest, ModelAccessError, ModelClient, SamplingParams
+from sipipeline.method.vocabulary import InstanceStatus, Origin
+from sipipeline.model.client import ModelClient
+from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
+from sipipeline.reporting.facts import with_task_facts
 
 GROUP = "self_instruct"
 LLM_POOL = "llm_api"
@@ -56,19 +59,15 @@ round_handoff = dg.AssetSpec(
 
 
 def _usage_metadata(client: ModelClient, purpose: str) -> dict:
-    usage = client.usage()
-    wanted = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-              "journal_hits", "cost_usd")
-    metadata = {}
-    for name in wanted:
-        value = usage.get(f"{purpose}.{name}", usage.get(name))
-        if value is not None:
-            metadata[f"llm/{name}"] = dg.MetadataValue.float(float(value))
+    usage = client.usage(purpose)
+    metadata = {f"llm/{name}": dg.MetadataValue.float(float(getattr(usage, name)))
+                for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+                             "journal_hits", "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
     return metadata
 
 
-def _client(llm: LLMResource, store: RoundStore) -> ModelClient:
+def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
     return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
 
 
@@ -105,7 +104,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
     else:
         pool = round_store.read("filtered_tasks", previous)
         source = str(round_store.path("filtered_tasks", previous))
-    machine = int((pool["origin"] == "machine").sum())
+    machine = int((pool["origin"] == Origin.MACHINE).sum())
     return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
         "source": dg.MetadataValue.text(source),
         "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
@@ -119,7 +118,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
                 "it was rejected (heuristics, ROUGE-L > threshold) and its lineage.",
 )
 def generated_instructions(context: dg.AssetExecutionContext, config: GenerationConfig,
-                           seed_pool: pd.DataFrame, llm: LLMResource,
+                           seed_pool: pd.DataFrame, llm: ModelResource,
                            round_store: RoundStore) -> dg.Output:
     number = round_number(context.partition_key)
     planned = rounds.plan_generation_prompts(
@@ -128,7 +127,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
     params = SamplingParams(
         max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
         presence_penalty=config.presence_penalty, frequency_penalty=config.frequency_penalty,
-        stop=prompts.generation_stop_sequences())
+        stop=prompts.generation_stop_sequences(prompts.list_end(config.num_examples)))
     client = _client(llm, round_store)
     responses = _complete(
         client,
@@ -155,7 +154,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
                 "12 Yes / 19 No examples from the seed tasks).",
 )
 def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
-                          generated_instructions: pd.DataFrame, llm: LLMResource,
+                          generated_instructions: pd.DataFrame, llm: ModelResource,
                           round_store: RoundStore) -> dg.Output:
     accepted = rounds.accepted_candidates(generated_instructions)
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
@@ -174,7 +173,7 @@ def classification_labels(config: ClassificationConfig, seed_pool: pd.DataFrame,
 
 def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
     """The human seed tasks of a pool (few-shot examples come only from them)."""
-    return pool[pool["origin"] == "seed"].reset_index(drop=True)
+    return pool[pool["origin"] == Origin.SEED].reset_index(drop=True)
 
 
 @dg.asset(
@@ -184,7 +183,7 @@ def _human_seeds(pool: pd.DataFrame) -> pd.DataFrame:
                 "the reason it was dropped.",
 )
 def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
-              classification_labels: pd.DataFrame, llm: LLMResource,
+              classification_labels: pd.DataFrame, llm: ModelResource,
               round_store: RoundStore) -> dg.Output:
     examples = prompts.FewShotExamples.from_seeds(_human_seeds(seed_pool))
     requests, texts = [], []
@@ -200,7 +199,7 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
     client = _client(llm, round_store)
     responses = _complete(client, requests, "instances")
     frame = rounds.instances_frame(classification_labels, texts, responses, client.model_name)
-    kept = frame[frame["status"] == "kept"]
+    kept = frame[frame["status"] == InstanceStatus.KEPT]
     reasons = frame["drop_reason"].dropna().value_counts()
     extra = {
         "kept_instances": dg.MetadataValue.int(len(kept)),
@@ -222,8 +221,9 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
 def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
                    generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
                    instances: pd.DataFrame) -> dg.Output:
-    pool = rounds.next_pool(seed_pool, generated_instructions, classification_labels,
-                               instances)
+    # The statistics' per-task facts are computed here, once, for the tasks that enter the pool.
+    pool = with_task_facts(rounds.next_pool(seed_pool, generated_instructions,
+                                            classification_labels, instances))
     version = content_version(pool, "filtered_tasks")
     next_key = next_round_key(context.partition_key)
     # Announce the hand-off so the next round exists and its seed_pool tracks this content.
@@ -238,7 +238,7 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
     return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
         "pool_size": dg.MetadataValue.int(len(pool)),
         "added_this_round": dg.MetadataValue.int(added),
-        "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == "machine").sum())),
+        "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == Origin.MACHINE).sum())),
     })
 
 
@@ -252,6 +252,7 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
 )
 def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFrame,
                   generated_instructions: pd.DataFrame, round_store: RoundStore) -> dg.Output:
+    from sipipeline.reporting.markdown_render import render_markdown
     from sipipeline.reporting.render import render_round_report
     from sipipeline.reporting.stats import compute_dataset_stats
 
@@ -265,7 +266,7 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
                                 round_store.local_dir(f"reports/{key}"))
     files = round_store.published_files(f"reports/{key}", files)  # to the base when remote
     metadata: dict = metadata_from(stats.metadata, prefix="stats/")
-    metadata["summary"] = dg.MetadataValue.md(stats.markdown)
+    metadata["summary"] = dg.MetadataValue.md(render_markdown(stats))
     for name, path in files.items():
         metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))
     if "html" in files:
@@ -292,7 +293,7 @@ def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
         raise MissingRoundError("no round has been materialized yet: nothing to export")
     latest = done_rounds[-1]
     pool = round_store.read("filtered_tasks", latest)
-    machine = pool[pool["origin"] == "machine"]
+    machine = pool[pool["origin"] == Origin.MACHINE]
     card_info = {
         "rounds": len(done_rounds),
         "latest_round": latest,

@@ -25,6 +25,7 @@ from sipipeline.defs.metadata import SIMILARITY_THRESHOLD, metadata_from
 from sipipeline.defs.partitions import bootstrap_rounds, round_number
 from sipipeline.method.check_rules import (
     DEFAULT_MAX_PARSE_FAILURE_SHARE,
+    DEFAULT_ROUGE_PAIR_BUDGET,
     DEFAULT_ROUGE_SAMPLE_SIZE,
     CheckOutcome,
     check_accepted_tasks_have_instances,
@@ -61,6 +62,10 @@ class FilteredTasksCheckConfig(dg.Config):
     rouge_sample_size: int = Field(
         default=DEFAULT_ROUGE_SAMPLE_SIZE, ge=0,
         description="How many of the round's accepted tasks get their ROUGE-L recomputed.")
+    rouge_pair_budget: int = Field(
+        default=DEFAULT_ROUGE_PAIR_BUDGET, ge=0,
+        description="At most this many rouge-score pairs for the sampled tasks against the pool "
+                    "before them (every task's recorded neighbours are always rescored).")
     random_seed: int = Field(default=0, description="Seeds the choice of the sample.")
 
 
@@ -116,7 +121,8 @@ def filtered_tasks_checks(context: dg.AssetCheckExecutionContext,
     yield _result("no_duplicate_instructions", asset,
                   check_no_duplicate_instructions(filtered_tasks))
     yield _result("rouge_l_below_threshold", asset, check_rouge_l_novelty(
-        filtered_tasks, number, threshold, config.rouge_sample_size, config.random_seed))
+        filtered_tasks, number, threshold, config.rouge_sample_size, config.random_seed,
+        config.rouge_pair_budget))
     yield _result("pool_schema", asset, check_pool_schema(filtered_tasks))
     yield _result("accepted_tasks_have_instances", asset,
                   check_accepted_tasks_have_instances(filtered_tasks))

@@ -24,7 +24,12 @@ import dagster as dg
 from pydantic import Field
 
 from sipipeline.defs import build_defs
-from sipipeline.defs.resources import API_KEY_ENV, LLMResource
+from sipipeline.defs.resources import (
+    API_KEY_ENV,
+    EmbeddedModelResource,
+    ModelResource,
+    OpenAIEndpointResource,
+)
 from sipipeline.defs.round_defaults import round_run_config
 from sipipeline.paths import storage_base
 
@@ -53,7 +58,9 @@ class SelfInstructComponent(dg.Component, dg.Model, dg.Resolvable):
         default=None, description="OpenAI-compatible endpoint (e.g. https://api.openai.com/v1). "
         "Empty: the embedded local model, no key and no network.")
     # Not `model`: Dagster's Resolvable uses that name itself.
-    llm_model: str | None = Field(default=None, description="Model name at the endpoint.")
+    llm_model: str | None = Field(
+        default=None, description="Model name at the endpoint (the embedded engine runs its "
+        "packaged model, or SIPIPELINE_MODEL_PATH).")
     api: str = Field(default="completions",
                      description="'completions' for base models, 'chat' for chat models.")
     api_key_env: str = Field(
@@ -74,15 +81,15 @@ class SelfInstructComponent(dg.Component, dg.Model, dg.Resolvable):
         default=False, description="Start the next-round sensor switched on, so rounds run "
         "unattended under dagster-daemon.")
 
-    def llm_resource(self) -> LLMResource:
+    def llm_resource(self) -> ModelResource:
         """The model resource; the key as an `EnvVar` so it never appears in config or logs."""
-        fields: dict = {"api": self.api}
-        if self.endpoint:
-            fields["base_url"] = self.endpoint
-            fields["api_key"] = dg.EnvVar(self.api_key_env)
+        if not self.endpoint:
+            return EmbeddedModelResource(api=self.api)
+        fields: dict = {"api": self.api, "base_url": self.endpoint,
+                        "api_key": dg.EnvVar(self.api_key_env)}
         if self.llm_model:
             fields["model"] = self.llm_model
-        return LLMResource(**fields)
+        return OpenAIEndpointResource(**fields)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return build_defs(

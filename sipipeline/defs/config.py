@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sipipeline.paths import DEFAULT_SEED_FILE
+from sipipeline.reporting.formats import ALL, REGISTRY, resolve_formats
 
 
 class SeedPoolConfig(dg.Config):
@@ -52,8 +53,14 @@ class InstanceConfig(dg.Config):
 
 class ExportConfig(dg.Config):
     formats: list[str] = Field(
-        default=["all"],
-        description="Any of jsonl, prompt_completion, alpaca, openai_chat, parquet, or all.")
+        default=[ALL], description=f"Any of {', '.join(REGISTRY)}, or {ALL}.")
     include_seeds: bool = Field(default=False, description="Also export the 175 human seeds.")
     validation_fraction: float = Field(default=0.05, ge=0.0, lt=1.0)
     split_seed: int = Field(default=42, description="Seeds the split and template choice.")
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        """Unknown names fail when the run is configured, not halfway through the export."""
+        resolve_formats(formats)
+        return formats

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sipipeline.method.schema import SCHEMAS, to_arrow
+from sipipeline.reporting.markdown_render import markdown_table
 
 SIMILARITY_THRESHOLD = "similarity_threshold"
 """Key under which `generated_instructions` records the novelty threshold it applied."""
@@ -49,20 +50,18 @@ def content_version(df: pd.DataFrame, asset_name: str) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:24]
 
 
-def markdown_cell(value: object, limit: int = PREVIEW_CELL_CHARS) -> str:
-    """Model text made safe for one Markdown table cell: pipes escaped, lines joined, cut."""
+def _shortened(value: object, limit: int = PREVIEW_CELL_CHARS) -> str:
     text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[:limit - 3] + "…"
-    return text.replace("\\", "\\\\").replace("|", "\\|")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def preview_markdown(df: pd.DataFrame, columns: list[str], rows: int = PREVIEW_ROWS) -> str:
-    """The first rows of a table as Markdown, every cell escaped."""
-    shown = df[columns].head(rows).copy()
-    for column in columns:
-        shown[column] = [markdown_cell(v) for v in shown[column]]
-    return shown.to_markdown(index=False) if not shown.empty else "_(no rows)_"
+    """The first rows of a table as Markdown; model text is escaped cell by cell."""
+    shown = df[columns].head(rows)
+    if shown.empty:
+        return "_(no rows)_"
+    return markdown_table(columns, [[_shortened(value) for value in row]
+                                    for row in shown.itertuples(index=False)])
 
 
 def table_output(df: pd.DataFrame, asset_name: str, preview_columns: list[str],

@@ -25,6 +25,7 @@ from sipipeline.method.vocabulary import (
 
 DEFAULT_MAX_PARSE_FAILURE_SHARE = 0.25
 DEFAULT_ROUGE_SAMPLE_SIZE = 20
+DEFAULT_ROUGE_PAIR_BUDGET = 20_000
 MAX_EXAMPLES = 5
 REQUIRED_NON_NULL = ("task_id", "instruction", "origin", "round")
 
@@ -61,9 +62,13 @@ class _RougeReference:
 
     def __init__(self) -> None:
         self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
+        self._cache: dict[str, list[str]] = {}
 
     def tokens(self, text: str) -> list[str]:
-        return self._tokenizer.tokenize(text)
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = self._cache[text] = self._tokenizer.tokenize(text)
+        return cached
 
     @staticmethod
     def fmeasure(target: Sequence[str], prediction: Sequence[str]) -> float:
@@ -84,51 +89,101 @@ def _cannot_beat(length_a: int, length_b: int, best: float) -> bool:
 
 def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: float,
                           sample_size: int = DEFAULT_ROUGE_SAMPLE_SIZE,
-                          random_seed: int = 0) -> CheckOutcome:
-    """Recompute, on a sample of this round's accepted tasks, ROUGE-L to the pool before them.
+                          random_seed: int = 0,
+                          pair_budget: int = DEFAULT_ROUGE_PAIR_BUDGET) -> CheckOutcome:
+    """Rescore this round's accepted tasks with rouge-score itself, at a cost bounded by
+    `pair_budget` whatever the pool size.
 
     The pool keeps tasks in acceptance order, so "the pool before" a task is every row above it.
-    Each sampled task must score ≤ `threshold` against all of them (rouge-score itself computes
-    the scores), and the recomputed maximum must not exceed the `max_rouge_l` stored with the
-    task: the filter compared it with a superset of those rows.
+    - Every new task is rescored against the nearest neighbour the fast filter recorded for it
+      (all recorded neighbours for sampled tasks): each recorded score must be reproduced
+      exactly and stay ≤ `threshold`.
+    - `sample_size` new tasks are rescored against the pool before them: all of it while that
+      fits in the pair budget (then the check is exhaustive for them), else a seeded random
+      sample of earlier rows. Each score must be ≤ `threshold` and ≤ the task's stored
+      `max_rouge_l` (the filter compared it with a superset of those rows).
     """
     instructions = [str(text) for text in pool["instruction"]]
     is_new = ((pool["origin"] == Origin.MACHINE) & (pool["round"] == round_number)).tolist()
     positions = [index for index, new in enumerate(is_new) if new]
-    sampled = sorted(random.Random(random_seed).sample(positions,
-                                                       min(sample_size, len(positions))))
+    rng = random.Random(random_seed)
+    sampled = sorted(rng.sample(positions, min(sample_size, len(positions))))
     reference = _RougeReference()
-    tokens = [reference.tokens(text) for text in instructions[:max(sampled, default=-1) + 1]]
     stored = pool["max_rouge_l"].tolist()
-    above, inconsistent, scored_pairs, highest = [], [], 0, 0.0
-    for position in sampled:
-        mine, best, nearest = tokens[position], 0.0, None
-        for earlier in range(position):
-            if _cannot_beat(len(mine), len(tokens[earlier]), best):
-                continue
-            score = reference.fmeasure(target=mine, prediction=tokens[earlier])
-            scored_pairs += 1
-            if score > best:
-                best, nearest = score, earlier
-        highest = max(highest, best)
-        task = {"task_id": str(pool["task_id"].iloc[position]),
+    neighbours = (pool["most_similar"].tolist() if "most_similar" in pool.columns
+                  else [None] * len(pool))
+    above: list[dict[str, Any]] = []
+    inconsistent: list[dict[str, Any]] = []
+    mismatched: list[dict[str, Any]] = []
+    counts = {"scored_pairs": 0, "neighbour_pairs": 0, "exhaustive_tasks": 0}
+    highest = 0.0
+
+    def task_facts(position: int, best: float, nearest: str | None) -> dict[str, Any]:
+        return {"task_id": str(pool["task_id"].iloc[position]),
                 "instruction": instructions[position], "recomputed_max": best,
-                "nearest": instructions[nearest] if nearest is not None else None}
+                "nearest": nearest}
+
+    sampled_set = set(sampled)
+    for position in positions:
+        mine = reference.tokens(instructions[position])
+        recorded_neighbours = _as_list(neighbours[position])
+        if position not in sampled_set:  # the nearest one decides; sampled tasks get all
+            recorded_neighbours = sorted(recorded_neighbours, key=_recorded_score,
+                                         reverse=True)[:1]
+        for neighbour in recorded_neighbours:
+            text, recorded = str(neighbour.get("instruction") or ""), neighbour.get("score")
+            score = reference.fmeasure(target=mine, prediction=reference.tokens(text))
+            counts["neighbour_pairs"] += 1
+            highest = max(highest, score)
+            if recorded is not None and abs(score - float(recorded)) > 1e-12:
+                mismatched.append({**task_facts(position, score, text),
+                                   "recorded_score": float(recorded)})
+            if score > threshold:
+                above.append(task_facts(position, score, text))
+
+    per_task = pair_budget // max(1, len(sampled))
+    for position in sampled:
+        mine, best, nearest = reference.tokens(instructions[position]), 0.0, None
+        earlier = range(position)
+        if position > per_task:
+            earlier = sorted(rng.sample(range(position), per_task))
+        else:
+            counts["exhaustive_tasks"] += 1
+        for index in earlier:
+            theirs = reference.tokens(instructions[index])
+            if _cannot_beat(len(mine), len(theirs), best):
+                continue
+            score = reference.fmeasure(target=mine, prediction=theirs)
+            counts["scored_pairs"] += 1
+            if score > best:
+                best, nearest = score, index
+        highest = max(highest, best)
+        task = task_facts(position, best,
+                          instructions[nearest] if nearest is not None else None)
         if best > threshold:
             above.append(task)
         recorded = stored[position]
         if recorded is not None and not pd.isna(recorded) and best > float(recorded) + 1e-12:
             inconsistent.append({**task, "stored_max_rouge_l": float(recorded)})
-    return CheckOutcome(not above and not inconsistent, {
+    return CheckOutcome(not above and not inconsistent and not mismatched, {
         "threshold": threshold,
         "accepted_this_round": len(positions),
         "sampled": len(sampled),
-        "scored_pairs": scored_pairs,
+        "exhaustive_tasks": counts["exhaustive_tasks"],
+        "scored_pairs": counts["scored_pairs"],
+        "neighbour_pairs": counts["neighbour_pairs"],
+        "pair_budget": pair_budget,
         "highest_recomputed": highest,
         "above_threshold": len(above),
         "stored_score_too_low": len(inconsistent),
-        "examples": (above + inconsistent)[:MAX_EXAMPLES],
+        "neighbour_score_mismatch": len(mismatched),
+        "examples": (above + inconsistent + mismatched)[:MAX_EXAMPLES],
     })
+
+
+def _recorded_score(neighbour: dict) -> float:
+    score = neighbour.get("score")
+    return -1.0 if score is None else float(score)
 
 
 def check_pool_schema(pool: pd.DataFrame, schema: pa.Schema = POOL_SCHEMA) -> CheckOutcome:

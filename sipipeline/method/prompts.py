@@ -49,9 +49,31 @@ def generation_prompt(instructions: Sequence[str]) -> str:
     return "".join(lines)
 
 
-def generation_stop_sequences(last_item: int = 16) -> tuple[str, ...]:
-    """Stop at a blank line or when the model reaches item 16 (the paper's list length)."""
-    return ("\n\n", f"\n{last_item}.", f"{last_item}.")
+#: The paper's list ends before item 16: the model stops when it starts that item.
+LIST_END = 16
+#: New items a prompt may yield: the paper's 8 in-context tasks leave room for items 9 to 15.
+NEW_ITEMS_PER_PROMPT = LIST_END - 9
+
+
+def list_end(num_in_context: int) -> int:
+    """The item number that ends a list shown `num_in_context` tasks (16 for the paper's 8).
+
+    The number of new items per prompt stays the paper's, whatever the number of examples.
+    """
+    return num_in_context + NEW_ITEMS_PER_PROMPT + 1
+
+#: Item separators the model writes after a list number ("10. ", "10 . ", "10) ").
+ITEM_SEPARATORS = (".", ")")
+
+
+def generation_stop_sequences(last_item: int = LIST_END) -> tuple[str, ...]:
+    """Stop at a blank line or when the model starts item `last_item` (four sequences at most).
+
+    Each number stop needs the space after its separator, so "\n160 people", "\n16th century"
+    and "\n16.5 cups" never stop a list. Shapes the four cannot cover ("\n16.\n", "\n16:")
+    are cut by the parser, which ends the list at item `last_item` in any form it accepts.
+    """
+    return ("\n\n", f"\n{last_item}. ", f"\n{last_item} . ", f"\n{last_item}) ")
 
 
 def _short(text: str) -> bool:

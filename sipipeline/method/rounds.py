@@ -51,21 +51,40 @@ class PlannedPrompt:
     in_context_ids: tuple[str, ...]
 
 
-def sample_in_context(pool: pd.DataFrame, rng: random.Random, num_examples: int = 8,
-                      num_machine: int = 2) -> pd.DataFrame:
-    """Pick the in-context tasks: `num_machine` machine ones when the pool has them, the rest seeds.
+@dataclass(frozen=True)
+class InContextPools:
+    """The pool split once into the two groups in-context examples are drawn from.
 
-    Sampling is uniform without replacement from each group, then shuffled, as in the paper.
+    Built once per round, so planning many prompts costs O(pool + prompts), not O(pool × prompts).
     """
-    seeds = pool[pool["origin"] == Origin.SEED]
-    machine = pool[pool["origin"] == Origin.MACHINE]
-    take_machine = min(num_machine, len(machine))
-    take_seeds = min(num_examples - take_machine, len(seeds))
-    chosen = [int(i) for i in rng.sample(range(len(machine)), take_machine)]
-    picked = [machine.iloc[i] for i in chosen]
-    picked += [seeds.iloc[int(i)] for i in rng.sample(range(len(seeds)), take_seeds)]
-    rng.shuffle(picked)
-    return pd.DataFrame(picked).reset_index(drop=True)
+
+    seed_ids: tuple[str, ...]
+    seed_texts: tuple[str, ...]
+    machine_ids: tuple[str, ...]
+    machine_texts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pool: pd.DataFrame) -> InContextPools:
+        seeds = pool[pool["origin"] == Origin.SEED]
+        machine = pool[pool["origin"] == Origin.MACHINE]
+        return cls(tuple(seeds["task_id"]), tuple(seeds["instruction"]),
+                   tuple(machine["task_id"]), tuple(machine["instruction"]))
+
+    def sample(self, rng: random.Random, num_examples: int = 8,
+               num_machine: int = 2) -> list[tuple[str, str]]:
+        """`(task_id, instruction)` of the in-context tasks, in prompt order.
+
+        `num_machine` machine tasks when the pool has them, the rest seeds; uniform without
+        replacement from each group, then shuffled, as in the paper.
+        """
+        take_machine = min(num_machine, len(self.machine_ids))
+        take_seeds = min(num_examples - take_machine, len(self.seed_ids))
+        picked = [(self.machine_ids[i], self.machine_texts[i])
+                  for i in rng.sample(range(len(self.machine_ids)), take_machine)]
+        picked += [(self.seed_ids[i], self.seed_texts[i])
+                   for i in rng.sample(range(len(self.seed_ids)), take_seeds)]
+        rng.shuffle(picked)
+        return picked
 
 
 def plan_generation_prompts(pool: pd.DataFrame, round_number: int, num_prompts: int,
@@ -73,14 +92,15 @@ def plan_generation_prompts(pool: pd.DataFrame, round_number: int, num_prompts: 
                             random_seed: int) -> list[PlannedPrompt]:
     """The round's instruction-generation prompts, reproducible from (seed, round, pool)."""
     rng = random.Random(f"{random_seed}:{round_number}")
+    groups = InContextPools.of(pool)
     planned = []
     for index in range(num_prompts):
-        examples = sample_in_context(pool, rng, num_examples, num_machine)
-        text = prompts.generation_prompt(list(examples["instruction"]))
+        examples = groups.sample(rng, num_examples, num_machine)
+        text = prompts.generation_prompt([instruction for _, instruction in examples])
         planned.append(PlannedPrompt(
             request_id=stable_id("rq", round_number, random_seed, index, text),
             prompt=text,
-            in_context_ids=tuple(examples["task_id"]),
+            in_context_ids=tuple(task_id for task_id, _ in examples),
         ))
     return planned
 
@@ -109,7 +129,11 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
     """
     rows: list[dict] = []
     for plan, response in zip(planned, responses, strict=True):
-        for item in parsing.parse_generated_instructions(response.text, response.finish_reason):
+        # The prompt lists the in-context instructions and ends with the next number.
+        first_number = len(plan.in_context_ids) + 1
+        for item in parsing.parse_generated_instructions(
+                response.text, response.finish_reason, first_number,
+                prompts.list_end(len(plan.in_context_ids))):
             rows.append({
                 "candidate_id": stable_id("gc", plan.request_id, item.position, item.instruction),
                 "round": round_number,

@@ -12,6 +12,13 @@ INSTANCE = pa.struct([("input", pa.string()), ("output", pa.string())])
 SIMILAR = pa.struct([("task_id", pa.string()), ("instruction", pa.string()),
                      ("score", pa.float64())])
 
+#: Per-task facts for the statistics, stored when a task enters the pool (see
+#: `sipipeline.reporting.facts`); null until computed.
+INSTRUCTION_WORDS = "instruction_words"
+ROUGE_L_TO_SEED = "rouge_l_to_seed"
+ROOT_VERB = "root_verb"
+VERB_OBJECT = "verb_object"
+
 POOL_SCHEMA = pa.schema([
     ("task_id", pa.string()),
     ("instruction", pa.string()),
@@ -25,6 +32,10 @@ POOL_SCHEMA = pa.schema([
     ("max_rouge_l", pa.float64()),
     ("mean_rouge_l", pa.float64()),
     ("most_similar", pa.list_(SIMILAR)),
+    (INSTRUCTION_WORDS, pa.int64()),
+    (ROUGE_L_TO_SEED, pa.float64()),
+    (ROOT_VERB, pa.string()),
+    (VERB_OBJECT, pa.string()),
 ])
 
 GENERATED_SCHEMA = pa.schema([
@@ -72,7 +83,7 @@ INSTANCES_SCHEMA = pa.schema([
 
 _POOL_DEFAULTS: Mapping[str, object] = {
     "model": "", "request_id": "", "in_context_ids": (), "max_rouge_l": math.nan,
-    "mean_rouge_l": math.nan, "most_similar": (),
+    "mean_rouge_l": math.nan, "most_similar": (), ROUGE_L_TO_SEED: math.nan,
 }
 
 

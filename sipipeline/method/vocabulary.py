@@ -74,6 +74,9 @@ class DropReason(Vocabulary):
     OVER_LIMIT = "over_limit"
     NO_VALID_INSTANCE = "no_valid_instance"
     UNPARSEABLE = "unparseable"
+    #: The text lacks the field marker the prompt always shows (`Output:` for input-first,
+    #: `Class label:` for output-first), so no part of it can be read as an instance.
+    MISSING_FIELD_MARKER = "missing_field_marker"
 
 
 class GenerationOrder(Vocabulary):

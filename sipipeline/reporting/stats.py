@@ -1,8 +1,9 @@
 """Statistics of a bootstrapped dataset, per round and cumulative: the paper's numbers and figures.
 
-Pure pandas/numpy (no Dagster): the `dataset_stats` asset turns `DatasetStats.metadata` into
-numeric asset metadata (so the UI can plot it across rounds), shows `markdown`, stores `table`
-(long format, so the next round can add its funnel to this one's) and hands the object to
+Numbers only, pure pandas/numpy (no Dagster): the `dataset_stats` asset turns
+`DatasetStats.metadata` into numeric asset metadata (so the UI can plot it across rounds), stores
+`table` (long format, so the next round can add its funnel to this one's), shows the display
+tables of `sipipeline.reporting.tables` rendered by `markdown_render`, and hands the object to
 `sipipeline.reporting.render` for the PNG plots and the HTML report.
 
 Definitions (the paper's, Wang et al. 2023, Table 1 and Figures 2–4):
@@ -19,23 +20,20 @@ Definitions (the paper's, Wang et al. 2023, Table 1 and Figures 2–4):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from sipipeline.reporting import verbs
-from sipipeline.similarity import max_rouge_l_to
+from sipipeline.method.vocabulary import CandidateStatus, Origin, RejectReason
+from sipipeline.reporting import facts, verbs
+from sipipeline.reporting.facts import word_count
 
 TABLE_COLUMNS = ["scope", "metric", "value"]
 ROUND, CUMULATIVE, SEEDS = "round", "cumulative", "seeds"
 
-REJECT_REASONS = (
-    "too_short", "too_long", "blacklisted_word", "starts_with_write_a_program",
-    "starts_with_punctuation", "starts_with_non_ascii", "truncated", "unparseable",
-    "similar_to_pool",
-)
+REJECT_REASONS = RejectReason.values()
 FUNNEL_COUNTS = ("instructions_generated", "instructions_accepted", "instructions_rejected")
 ROUGE_BIN_EDGES = np.linspace(0.0, 1.0, 21)
 ROUGE_HIST_PREFIX = "rouge_l_to_seed_hist/"
@@ -63,14 +61,12 @@ PAPER_FIGURES: dict[str, float] = {
 }
 
 
-
 @dataclass
 class DatasetStats:
     """Everything the stats asset shows: numbers, tables, and the data behind the plots."""
 
     table: pd.DataFrame  # long format: scope ("round"|"cumulative"|"seeds"), metric, value
     metadata: dict[str, float | int | str]  # flat numbers for Dagster numeric metadata
-    markdown: str  # Markdown tables for the UI
     top_verbs: pd.DataFrame  # verb, noun, count, verb_count (empty when spaCy unavailable)
     # task_id, round, score: ROUGE-L of each machine instruction (rounds <= N) to its nearest seed
     rouge_l_to_seed: pd.DataFrame = field(
@@ -88,11 +84,6 @@ class DatasetStats:
 # Building blocks
 
 
-def word_count(text: object) -> int:
-    """Whitespace-separated words, the paper's length unit."""
-    return len(str(text).split()) if text is not None else 0
-
-
 def _instance_list(value: object) -> list[Mapping]:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
@@ -108,6 +99,14 @@ def explode_instances(tasks: pd.DataFrame) -> pd.DataFrame:
             rows.append((task_id, int(round_value), bool(is_cls),
                          str(instance.get("input") or ""), str(instance.get("output") or "")))
     return pd.DataFrame(rows, columns=["task_id", "round", "is_classification", "input", "output"])
+
+
+def machine_tasks(pool: pd.DataFrame, round_number: int | None) -> pd.DataFrame:
+    """The pool's machine tasks of rounds ≤ round_number (all of them when it is None)."""
+    machine = pool[pool["origin"].astype(str) == Origin.MACHINE]
+    if round_number is not None:
+        machine = machine[machine["round"].astype(int) <= round_number]
+    return machine
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -129,7 +128,10 @@ def task_metrics(tasks: pd.DataFrame) -> dict[str, float]:
     n_classification = int(tasks["is_classification"].astype(bool).sum()) if n_tasks else 0
     inputs = instances["input"].str.strip() if len(instances) else pd.Series([], dtype=object)
     empty_inputs = int((inputs == "").sum())
-    instruction_words = [word_count(text) for text in tasks["instruction"]]
+    instruction_words = (tasks[facts.INSTRUCTION_WORDS].astype(int).tolist()
+                         if facts.INSTRUCTION_WORDS in tasks.columns
+                         and not tasks[facts.INSTRUCTION_WORDS].isna().any()
+                         else [word_count(text) for text in tasks["instruction"]])
     input_words = [word_count(text) for text in inputs if text]
     output_words = [word_count(text) for text in instances["output"]]
     return {
@@ -156,8 +158,8 @@ def funnel_metrics(generated: pd.DataFrame | None) -> dict[str, float]:
     if generated is not None and len(generated):
         status = generated["status"].astype(str)
         metrics["instructions_generated"] = len(generated)
-        metrics["instructions_accepted"] = int((status == "accepted").sum())
-        rejected = generated[status != "accepted"]
+        metrics["instructions_accepted"] = int((status == CandidateStatus.ACCEPTED).sum())
+        rejected = generated[status != CandidateStatus.ACCEPTED]
         metrics["instructions_rejected"] = len(rejected)
         reasons = rejected["reject_reason"].fillna("unknown").astype(str)
         for reason, count in reasons.value_counts().sort_index().items():
@@ -203,7 +205,8 @@ def _rows(scope: str, metrics: Mapping[str, float]) -> list[tuple[str, str, floa
     return [(scope, name, float(value)) for name, value in metrics.items()]
 
 
-def _metric_kind(metric: str) -> type:
+def metric_kind(metric: str) -> type:
+    """int for counts, float for ratios and averages."""
     return float if metric in RATIO_METRICS else int
 
 
@@ -213,7 +216,7 @@ def _metadata(table: pd.DataFrame, scopes: Sequence[str]) -> dict[str, float | i
     for scope, metric, value in table.itertuples(index=False):
         if scope not in scopes or metric.startswith(ROUGE_HIST_PREFIX) or math.isnan(value):
             continue
-        metadata[f"{scope}/{metric}"] = _metric_kind(metric)(value)
+        metadata[f"{scope}/{metric}"] = metric_kind(metric)(value)
     return metadata
 
 
@@ -249,27 +252,30 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
                           previous_table: pd.DataFrame | None = None) -> DatasetStats:
     """Statistics of round N and of rounds 1..N (see module docstring for definitions).
 
-    `pool` is the cumulative pool after round N (`filtered_tasks[N]`, seeds included);
+    `pool` is the cumulative pool after round N (`filtered_tasks[N]`, seeds included), with
+    the per-task facts of `sipipeline.reporting.facts` stored as columns (rows without them
+    are computed here, so the result is the same either way);
     `generated` is round N's `generated_instructions`; `previous_table` is round N−1's
     `DatasetStats.table` (None in round 1), whose cumulative funnel this round's is added to.
     """
+    pool = facts.with_task_facts(pool)
     origin = _column(pool, "origin").astype(str)
-    machine = pool[(origin == "machine").to_numpy()]
+    machine = pool[(origin == Origin.MACHINE).to_numpy()]
     machine = machine[machine["round"].astype(int) <= round_number]
-    seeds = pool[(origin == "seed").to_numpy()]
+    seeds = pool[(origin == Origin.SEED).to_numpy()]
     this_round = (machine["round"].astype(int) == round_number).to_numpy()
     if generated is not None and len(generated) and "round" in generated.columns:
         generated = generated[generated["round"].astype(int) == round_number]
 
-    scores = max_rouge_l_to(machine["instruction"].astype(str).tolist(),
-                                     seeds["instruction"].astype(str).tolist())
+    scores = machine[facts.ROUGE_L_TO_SEED].to_numpy(dtype=np.float64)
     rouge_frame = pd.DataFrame({"task_id": machine["task_id"].to_numpy(),
                                 "round": machine["round"].astype(int).to_numpy(),
                                 "score": scores})
-    parsed = verbs.extract_verb_nouns(
-        [*machine["instruction"].astype(str), *seeds["instruction"].astype(str)])
-    machine_pairs = parsed.pairs.iloc[:len(machine)].reset_index(drop=True)
-    seed_pairs = parsed.pairs.iloc[len(machine):].reset_index(drop=True)
+    verb_status = verbs.load_parser()[1]
+    verbs_available = (verb_status.startswith("available") and facts.all_parsed(machine)
+                       and facts.all_parsed(seeds))
+    machine_pairs = facts.verb_pairs(machine)
+    seed_pairs = facts.verb_pairs(seeds)
 
     round_funnel = funnel_metrics(generated)
     cumulative_funnel = _cumulative_funnel(round_funnel,
@@ -280,22 +286,20 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
         CUMULATIVE: {**task_metrics(machine), **cumulative_funnel, **rouge_metrics(scores)},
         SEEDS: task_metrics(seeds),
     }
-    if parsed.available:
+    if verbs_available:
         scope_metrics[ROUND].update(verb_metrics(machine_pairs[this_round]))
         scope_metrics[CUMULATIVE].update(verb_metrics(machine_pairs))
         scope_metrics[SEEDS].update(verb_metrics(seed_pairs))
     table = pd.DataFrame([row for scope, metrics in scope_metrics.items()
                           for row in _rows(scope, metrics)], columns=TABLE_COLUMNS)
-    top = (verbs.top_verb_nouns(machine_pairs) if parsed.available
+    top = (verbs.top_verb_nouns(machine_pairs) if verbs_available
            else verbs.top_verb_nouns(machine_pairs.iloc[0:0]))
     metadata = _metadata(table, (ROUND, CUMULATIVE))
     metadata["round_number"] = int(round_number)
-    metadata["verb_noun_status"] = parsed.status
-    stats = DatasetStats(table=table, metadata=metadata, markdown="", top_verbs=top,
-                         rouge_l_to_seed=rouge_frame, verb_noun_status=parsed.status,
-                         round_number=round_number)
-    stats.markdown = render_markdown(stats)
-    return stats
+    metadata["verb_noun_status"] = verb_status
+    return DatasetStats(table=table, metadata=metadata, top_verbs=top,
+                        rouge_l_to_seed=rouge_frame, verb_noun_status=verb_status,
+                        round_number=round_number)
 
 
 def compute_seed_stats(seeds: pd.DataFrame) -> DatasetStats:
@@ -308,113 +312,5 @@ def compute_seed_stats(seeds: pd.DataFrame) -> DatasetStats:
     top = verbs.top_verb_nouns(parsed.pairs if parsed.available else parsed.pairs.iloc[0:0])
     metadata = _metadata(table, (SEEDS,))
     metadata["verb_noun_status"] = parsed.status
-    stats = DatasetStats(table=table, metadata=metadata, markdown="", top_verbs=top,
-                         verb_noun_status=parsed.status)
-    stats.markdown = render_markdown(stats)
-    return stats
-
-
-# ---------------------------------------------------------------------------------------------
-# Markdown
-
-
-SUMMARY_METRICS = (
-    ("tasks", "instructions (tasks kept)"),
-    ("classification_tasks", "classification tasks"),
-    ("classification_share", "classification share"),
-    ("instances", "instances"),
-    ("instances_per_instruction", "instances per instruction"),
-    ("empty_input_share", "instances with empty input"),
-    ("instruction_words_mean", "instruction words, mean"),
-    ("instruction_words_median", "instruction words, median"),
-    ("input_words_mean", "non-empty input words, mean"),
-    ("input_words_median", "non-empty input words, median"),
-    ("output_words_mean", "output words, mean"),
-    ("output_words_median", "output words, median"),
-    ("rouge_l_to_seed_mean", "ROUGE-L to nearest seed, mean"),
-    ("rouge_l_to_seed_median", "ROUGE-L to nearest seed, median"),
-    ("instructions_with_verb_noun", "instructions with a verb–noun pair"),
-    ("distinct_verbs", "distinct root verbs"),
-    ("distinct_verb_nouns", "distinct verb–noun pairs"),
-)
-SHARE_METRICS = {"classification_share", "empty_input_share", "acceptance_rate",
-                 "verb_noun_share"}
-
-
-def format_value(metric: str, value: float) -> str:
-    """Counts with thousands separators, shares as percentages, averages with 2 decimals."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if metric in SHARE_METRICS:
-        return f"{100 * value:.1f}%"
-    if _metric_kind(metric) is int:
-        return f"{int(round(value)):,}"
-    return f"{value:.2f}"
-
-
-def _markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]],
-                    text_columns: Sequence[int] = (0,)) -> str:
-    """A Markdown table; numeric columns right-aligned, `text_columns` left-aligned."""
-    aligns = ["---" if i in text_columns else "---:" for i in range(len(header))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def scope_labels(stats: DatasetStats) -> list[tuple[str, str]]:
-    """(scope, column title) of the scopes present, in display order."""
-    present = set(stats.table["scope"])
-    n = stats.round_number
-    titles = {ROUND: f"round {n}", CUMULATIVE: f"rounds 1–{n}" if n else "cumulative",
-              SEEDS: "seed tasks"}
-    return [(scope, titles[scope]) for scope in (ROUND, CUMULATIVE, SEEDS) if scope in present]
-
-
-def render_markdown(stats: DatasetStats) -> str:
-    """Summary, funnel and top-verb tables (the asset's Markdown metadata)."""
-    scopes = scope_labels(stats)
-    known = set(stats.table["metric"])
-    header = ["metric", *[title for _, title in scopes], "paper (GPT-3)"]
-    rows = []
-    for metric, label in SUMMARY_METRICS:
-        if metric not in known:
-            continue
-        paper = PAPER_FIGURES.get(metric)
-        rows.append([label, *[format_value(metric, stats.value(scope, metric))
-                              for scope, _ in scopes],
-                     format_value(metric, paper) if paper is not None else ""])
-    title = (f"## Dataset statistics, round {stats.round_number}" if stats.round_number
-             else "## Dataset statistics")
-    parts = [title, "", _markdown_table(header, rows)]
-
-    funnel_scopes = [(scope, t) for scope, t in scopes if scope in (ROUND, CUMULATIVE)]
-    if funnel_scopes and "instructions_generated" in known:
-        funnel_rows = []
-        reasons = sorted(m for m in known if m.startswith("rejected/"))
-        for metric in [*FUNNEL_COUNTS, "acceptance_rate", *reasons]:
-            values = [stats.value(scope, metric) for scope, _ in funnel_scopes]
-            if metric.startswith("rejected/") and all(v == 0 for v in values):
-                continue
-            label = ("rejected: " + metric.split("/", 1)[1].replace("_", " ")
-                     if metric.startswith("rejected/") else metric.replace("_", " "))
-            funnel_rows.append([label, *[format_value(metric, v) for v in values]])
-        parts += ["", "### Instruction funnel", "",
-                  _markdown_table(["stage", *[t for _, t in funnel_scopes]], funnel_rows)]
-        rounds = stats.value(CUMULATIVE, "funnel_rounds")
-        if stats.round_number and not math.isnan(rounds) and rounds < stats.round_number:
-            parts.append(f"\nCumulative funnel covers {int(rounds)} of {stats.round_number} "
-                         "rounds (earlier rounds' statistics were not available).")
-
-    parts += ["", "### Top root verbs and their direct-object nouns", ""]
-    if len(stats.top_verbs):
-        verb_rows = []
-        for verb, group in stats.top_verbs.groupby("verb", sort=False):
-            nouns = ", ".join(f"{noun} ({count})" for noun, count in
-                              zip(group["noun"], group["count"], strict=True))
-            verb_rows.append([verb, f"{int(group['verb_count'].iloc[0]):,}", nouns])
-        parts.append(_markdown_table(["verb", "instructions", "top nouns"], verb_rows,
-                                     text_columns=(0, 2)))
-    else:
-        parts.append("_No verb–noun pairs._")
-    parts.append(f"\nVerb–noun parsing: {stats.verb_noun_status}")
-    return "\n".join(parts) + "\n"
+    return DatasetStats(table=table, metadata=metadata, top_verbs=top,
+                        verb_noun_status=parsed.status)

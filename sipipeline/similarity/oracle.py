@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from rouge_score import rouge_scorer
 
-OUTPUT_COLUMNS = ["keep", "max_rouge_l", "mean_rouge_l", "most_similar"]
+from sipipeline.similarity.contract import OUTPUT_COLUMNS
 
 _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 

@@ -124,6 +124,40 @@ def test_rouge_check_samples_a_bounded_number_of_tasks():
     assert details["sampled"] == 5 and details["accepted_this_round"] == 12
 
 
+def test_rouge_check_rescores_every_new_task_against_its_recorded_neighbours():
+    texts = ["Summarize the plot of a mystery novel in two lines.",
+             "List five uses of a paperclip in an office."]
+    pool = pool_of([(text, 1) for text in texts])
+    honest = [[{"task_id": "seed_0", "instruction": SEEDS[0],
+                "score": reference_score(text, SEEDS[0])}] for text in texts]
+    pool["most_similar"] = [[]] * len(SEEDS) + honest
+    passed, details = check_rouge_l_novelty(pool, 1, threshold=0.7, sample_size=0)
+    assert passed and details["neighbour_pairs"] == 2 and details["sampled"] == 0
+    # A recorded score the reference does not reproduce is a filter bug.
+    pool["most_similar"] = [[]] * len(SEEDS) + [
+        [{**honest[0][0], "score": honest[0][0]["score"] + 0.01}], honest[1]]
+    passed, details = check_rouge_l_novelty(pool, 1, threshold=0.7, sample_size=0)
+    assert not passed and details["neighbour_score_mismatch"] == 1
+    # A recorded neighbour above the threshold fails the check even when no task is sampled.
+    copy = "Write a short poem about the sea."
+    pool = pool_of([(copy, 1)])
+    pool["most_similar"] = [[]] * len(SEEDS) + [[{
+        "task_id": "seed_0", "instruction": SEEDS[0], "score": reference_score(copy, SEEDS[0])}]]
+    passed, details = check_rouge_l_novelty(pool, 1, threshold=0.7, sample_size=0)
+    assert not passed and details["above_threshold"] == 1
+
+
+def test_rouge_check_cost_is_bounded_by_the_pair_budget_whatever_the_pool_size():
+    seeds = [f"Name {i} rivers that flow through country number {i * 7}." for i in range(400)]
+    new = [f"Compose a limerick about a cat called {name}." for name in ("Tom", "Ada", "Bo")]
+    pool = pool_of([(text, 1) for text in new], seeds)
+    full = check_rouge_l_novelty(pool, 1, threshold=0.7, pair_budget=10_000).details
+    assert full["exhaustive_tasks"] == 3 and full["scored_pairs"] <= 3 * 402
+    bounded = check_rouge_l_novelty(pool, 1, threshold=0.7, pair_budget=90).details
+    assert bounded["exhaustive_tasks"] == 0 and bounded["scored_pairs"] <= 90
+    assert bounded["highest_recomputed"] <= full["highest_recomputed"]
+
+
 # ------------------------------------------------------------------ schema
 def test_schema_check_accepts_a_pool_frame():
     passed, details = check_pool_schema(pool_of([("Describe a tree.", 1)]))

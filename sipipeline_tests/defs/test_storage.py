@@ -60,3 +60,15 @@ def test_round_keys_are_zero_padded_and_validated():
             round_number(bad)
     with pytest.raises(RoundKeyError):
         round_key(0)
+
+
+def test_the_latest_round_is_the_highest_round_number(tmp_path):
+    store = RoundStore(base_path=str(tmp_path))
+    pool = load_seed_tasks(DEFAULT_SEED_FILE)
+    for key, rows in (("round_001", 3), ("round_002", 7), ("round_010", 5)):
+        store.write("filtered_tasks", key, pool.head(rows))
+    key, latest = store.latest("filtered_tasks")
+    assert key == "round_010" and len(latest) == 5
+    assert isinstance(latest["instances"].iloc[0], list)
+    with pytest.raises(MissingRoundError, match="no materialized round"):
+        RoundStore(base_path=str(tmp_path / "empty")).latest("filtered_tasks")

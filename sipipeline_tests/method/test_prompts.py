@@ -40,14 +40,18 @@ def test_classification_and_instance_prompts_end_with_the_new_task():
 
 def test_in_context_sampling_takes_two_machine_tasks_when_there_are_some():
     rng = random.Random(0)
-    picked = rounds.sample_in_context(SEEDS, rng, 8, 2)
-    assert len(picked) == 8 and set(picked["origin"]) == {"seed"}
+    picked = rounds.InContextPools.of(SEEDS).sample(rng, 8, 2)
+    seed_ids = set(SEEDS["task_id"])
+    assert len(picked) == 8 and all(task_id in seed_ids for task_id, _ in picked)
     machine = SEEDS.head(3).assign(origin="machine", task_id=["m1", "m2", "m3"])
     pool = __import__("pandas").concat([SEEDS.iloc[3:], machine], ignore_index=True)
+    groups = rounds.InContextPools.of(pool)
+    text_of = dict(zip(pool["task_id"], pool["instruction"], strict=True))
     for seed in range(20):
-        picked = rounds.sample_in_context(pool, random.Random(seed), 8, 2)
-        assert (picked["origin"] == "machine").sum() == 2
-        assert picked["task_id"].is_unique
+        picked = groups.sample(random.Random(seed), 8, 2)
+        assert sum(task_id in {"m1", "m2", "m3"} for task_id, _ in picked) == 2
+        assert len({task_id for task_id, _ in picked}) == 8
+        assert all(text_of[task_id] == text for task_id, text in picked)
 
 
 def test_planned_prompts_are_reproducible_and_differ_by_round():
@@ -57,3 +61,9 @@ def test_planned_prompts_are_reproducible_and_differ_by_round():
     assert first == again
     assert [p.prompt for p in first] != [p.prompt for p in other]
     assert all(len(p.in_context_ids) == 8 and p.prompt.endswith("9.") for p in first)
+
+
+def test_the_list_ends_seven_items_after_the_in_context_tasks():
+    assert prompts.list_end(8) == prompts.LIST_END == 16
+    assert prompts.list_end(15) == 23 and prompts.list_end(3) == 11
+    assert "\n23. " in prompts.generation_stop_sequences(prompts.list_end(15))

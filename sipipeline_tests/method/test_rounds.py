@@ -70,3 +70,36 @@ def test_the_funnel_counts_every_stage():
     funnel = rounds.rejection_funnel(generated, 4)
     rejected = sum(v for k, v in funnel.items() if k.startswith("rejected_"))
     assert funnel["parsed_candidates"] == rejected + funnel["accepted"] == len(generated)
+
+
+def test_a_round_numbers_the_list_from_the_prompts_next_number():
+    planned = rounds.plan_generation_prompts(SEEDS, 1, 1, 8, 2, random_seed=0)
+    reply = rounds.ModelText(
+        " Give a simple bread recipe with numbered steps:\n1. Mix flour and water well\n"
+        "2. Bake the loaf in a hot oven\n10. Name five rivers in South America.", "stop")
+    generated = rounds.generated_candidates(planned, [reply], SEEDS, 1, "fake", 0.7)
+    assert list(generated["position"]) == [0, 1]
+    assert generated["instruction"].iloc[1] == "Name five rivers in South America."
+
+
+def test_an_instance_response_without_markers_is_recorded_and_keeps_nothing():
+    labels = pd.DataFrame({"task_id": ["mi-1", "mi-2"], "round": [1, 1],
+                           "instruction": ["Name a colour of the rainbow.",
+                                           "Classify a review as positive or negative."],
+                           "is_classification": [False, True]})
+    replies = [rounds.ModelText("The answer is 42.", "stop"),
+               rounds.ModelText("Positive and negative reviews.", "stop")]
+    instances = rounds.instances_frame(labels, ["p1", "p2"], replies, "fake")
+    assert list(instances["status"]) == ["dropped", "dropped"]
+    assert list(instances["drop_reason"]) == ["missing_field_marker", "missing_field_marker"]
+
+
+def test_a_prompt_with_more_examples_still_ends_its_list_seven_items_later():
+    pool = load_seed_tasks(DEFAULT_SEED_FILE)
+    planned = rounds.plan_generation_prompts(pool, 1, 1, 15, 0, random_seed=0)
+    assert planned[0].prompt.endswith("16.")
+    items = " A task about rivers and their deltas.\n" + "".join(
+        f"{n}. Describe item number {n} in a short list today.\n" for n in range(17, 26))
+    generated = rounds.generated_candidates(planned, [rounds.ModelText(items, "stop")], pool, 1,
+                                            "fake-model", 0.7)
+    assert len(generated) == 7  # items 16 to 22; item 23 ends the list

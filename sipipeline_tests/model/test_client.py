@@ -8,50 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from sipipeline.model.client import (
+from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.pricing import TokenPrice
+from sipipeline.model.types import (
     CHAT_SYSTEM_MESSAGE,
     CompletionRequest,
     ModelAccessError,
-    ModelClient,
-    ModelClientConfig,
     SamplingParams,
-    TokenPrice,
-    apply_stops,
-    cost_usd,
-    parse_retry_after,
-    redact,
+)
+from sipipeline_tests.support.client_helpers import (
+    PARAMS,
+    assert_no_duplicate_paid,
+    expected_texts,
+    make_client,
+    requests_for,
 )
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, Fault, default_responder
-
-PARAMS = SamplingParams(max_tokens=16, temperature=0.7, top_p=0.5, stop=("\n\n",))
-
-
-@pytest.fixture(params=["aiohttp", "openai"])
-def transport(request) -> str:
-    """Both HTTP transports must behave the same."""
-    return request.param
-
-
-def make_client(server: FakeOpenAIServer, journal: Path, **overrides) -> ModelClient:
-    settings = dict(base_url=server.base_url, model="fake-model", journal_path=str(journal),
-                    api_key="sk-test-key-0123456789", timeout_s=5.0, backoff_base_s=0.01,
-                    backoff_max_s=0.05, max_in_flight=4)
-    settings.update(overrides)
-    return ModelClient(ModelClientConfig(**settings))
-
-
-def requests_for(count: int, n: int = 2, seed: int = 0) -> list[CompletionRequest]:
-    return [CompletionRequest(f"List of tasks number {i}:\n1.", PARAMS, n=n, sampling_seed=seed)
-            for i in range(count)]
-
-
-def expected_texts(request: CompletionRequest) -> list[str]:
-    return [default_responder(request.prompt, {}, i)[0] for i in range(request.n)]
-
-
-def assert_no_duplicate_paid(server: FakeOpenAIServer) -> None:
-    paid = collections.Counter(server.request_identity(e) for e in server.paid_log())
-    assert paid and max(paid.values()) == 1, "a paid request was sent twice"
 
 
 def test_round_trip_in_order_with_n_samples(tmp_path: Path, transport: str) -> None:
@@ -71,9 +43,14 @@ def test_round_trip_in_order_with_n_samples(tmp_path: Path, transport: str) -> N
         body = log[0]["body"]
         assert body["temperature"] == 0.7 and body["top_p"] == 0.5 and body["stop"] == ["\n\n"]
         usage = client.usage("generated_instructions")
-        assert usage["requests"] == 10 and usage["samples"] == 30
-        assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
-        assert client.usage()["total.requests"] == 10
+        assert usage.requests == 10 and usage.samples == 30
+        assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+        assert client.usage().requests == 10
+        client.complete(requests_for(2, n=1, seed=5), purpose="instances")
+        by_purpose = client.usage_by_purpose()
+        assert sorted(by_purpose) == ["generated_instructions", "instances"]
+        assert by_purpose["instances"].requests == 2 and client.usage().requests == 12
+        assert client.usage("never used").requests == 0
 
 
 def test_journal_reuse_and_fresh_samples_with_new_seed(tmp_path: Path) -> None:
@@ -83,8 +60,8 @@ def test_journal_reuse_and_fresh_samples_with_new_seed(tmp_path: Path) -> None:
             first = client.complete(requests_for(6), purpose="p")
         with make_client(server, journal) as client:
             again = client.complete(requests_for(6), purpose="p")
-            assert client.usage("p")["journal_hits"] == 12
-            assert client.usage("p")["requests"] == 0
+            assert client.usage("p").journal_hits == 12
+            assert client.usage("p").requests == 0
             assert all(c.from_journal for row in again for c in row)
             assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in first]
             assert [[c.request_key for c in r] for r in again] == \
@@ -105,7 +82,7 @@ def test_faults_retried_and_no_paid_request_duplicated(tmp_path: Path, transport
     faults = ["429", "500", Fault("slow", delay_s=1.0), "malformed", "truncated", None, "500",
               Fault("429", retry_after_s=0.2)]
     with FakeOpenAIServer(faults=faults) as server:
-        with make_client(server, tmp_path / "j.sqlite", timeout_s=0.4,
+        with make_client(server, tmp_path / "j.sqlite", timeout_s=0.4, backoff_max_s=1.0,
                          http_transport=transport) as client:
             batch = requests_for(12)
             results = client.complete(batch, purpose="instances")
@@ -117,7 +94,7 @@ def test_faults_retried_and_no_paid_request_duplicated(tmp_path: Path, transport
         for request, row in zip(batch, results, strict=True):
             if row[0].finish_reason == "stop":
                 assert [c.text for c in row] == expected_texts(request)
-        assert usage["retries"] == 6
+        assert usage.retries == 6
         log = server.completion_log()
         assert collections.Counter(e["fault"] for e in log if e["fault"]) == {
             "429": 2, "500": 2, "slow": 1, "malformed": 1, "truncated": 1}
@@ -128,7 +105,7 @@ def test_faults_retried_and_no_paid_request_duplicated(tmp_path: Path, transport
 
 def test_retry_after_is_honoured(tmp_path: Path, transport: str) -> None:
     with FakeOpenAIServer(faults=[Fault("429", retry_after_s=0.3)]) as server:
-        with make_client(server, tmp_path / "j.sqlite", max_in_flight=1,
+        with make_client(server, tmp_path / "j.sqlite", max_in_flight=1, backoff_max_s=1.0,
                          http_transport=transport) as client:
             client.complete(requests_for(1), purpose="p")
         first, second = server.completion_log()
@@ -156,7 +133,7 @@ def test_exhausted_retries_fail_and_keep_the_journal(tmp_path: Path, transport: 
             usage = client.usage("p")
         # Work already done is never redone: only the failed prompt goes out again, though
         # requests after it may not have been sent before the failure stopped the run.
-        assert usage["requests"] + usage["journal_hits"] / 2 == 8
+        assert usage.requests + usage.journal_hits / 2 == 8
         assert [[c.text for c in row] for row in results] == [expected_texts(r) for r in batch]
         assert_no_duplicate_paid(server)
 
@@ -240,13 +217,13 @@ def test_endpoint_ignoring_n_is_asked_again_for_the_rest(tmp_path: Path) -> None
         assert [c.sample_index for c in row] == [0, 1, 2]
         assert [e["body"].get("n", 1) for e in server.completion_log()] == [3, 2, 1]
         assert_no_duplicate_paid(server)
-        assert client.usage("p")["samples"] == 3
+        assert client.usage("p").samples == 3
 
 
 def test_sdk_default_httpx_transport_works_too(tmp_path: Path, monkeypatch) -> None:
     """Without aiohttp installed the SDK runs on its own httpx transport."""
-    monkeypatch.setattr("sipipeline.model.client._aiohttp_available", lambda: False)
-    monkeypatch.setattr("sipipeline.model.client.sdk_http_client", lambda base_url: None)
+    monkeypatch.setattr("sipipeline.model.transports.aiohttp_available", lambda: False)
+    monkeypatch.setattr("sipipeline.model.transports.sdk_http_client", lambda base_url: None)
     with FakeOpenAIServer(faults=["429", "malformed"]) as server, \
             make_client(server, tmp_path / "j.sqlite") as client:
         assert client.transport_name == "openai"
@@ -285,7 +262,7 @@ def test_budget_stops_before_it_is_exceeded(tmp_path: Path) -> None:
             with pytest.raises(ModelAccessError, match="budget") as caught:
                 client.complete(requests_for(40), purpose="p")
             assert not caught.value.retryable
-            spent = client.usage("p")["cost_usd"]
+            spent = client.usage("p").cost_usd
         assert 0 < spent <= 0.2
         assert 0 < len(server.completion_log()) < 40
         rows = sqlite3.connect(journal).execute("SELECT SUM(cost_usd) FROM calls").fetchone()
@@ -308,16 +285,3 @@ def test_stops_beyond_the_server_limit_are_applied_locally(tmp_path: Path) -> No
             (row,) = client.complete([CompletionRequest("p", params)], purpose="p")
         assert server.completion_log()[0]["body"]["stop"] == ["S1", "S2", "S3", "S4"]
         assert (row[0].text, row[0].finish_reason) == ("alpha beta ", "stop")
-
-
-def test_helpers() -> None:
-    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
-    assert parse_retry_after({"retry-after": "3"}) == 3.0
-    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert parse_retry_after({}) is None
-    assert apply_stops("a\n\nb", ["\n\n"]) == ("a", True)
-    assert apply_stops("abc", ["x"]) == ("abc", False)
-    assert cost_usd(TokenPrice(1.0, 2.0, 0.5), 1_000_000, 1_000_000, 500_000) == 2.75
-    assert cost_usd(None, 10, 10) == 0.0
-    assert "0123456789abcdef" not in redact("Incorrect key sk-0123456789abcdef", "")
-    assert redact("my secret here", "secret") == "my [redacted] here"

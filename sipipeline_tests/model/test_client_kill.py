@@ -15,12 +15,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sipipeline.model.client import (
-    CompletionRequest,
-    ModelClient,
-    ModelClientConfig,
-    SamplingParams,
-)
+from sipipeline.model.client import ModelClient
+from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.types import CompletionRequest, SamplingParams
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 from sipipeline_tests.support.kill_helpers import journaled_samples, kill_when
 
@@ -39,7 +36,8 @@ def batch() -> list[CompletionRequest]:
 CHILD = textwrap.dedent(
     """
     import sys
-    from sipipeline.model.client import ModelClient, ModelClientConfig
+    from sipipeline.model.client import ModelClient
+    from sipipeline.model.config import ModelClientConfig
     from sipipeline_tests.model.test_client_kill import batch
 
     config = ModelClientConfig(base_url=sys.argv[1], model="fake-model",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import EmbeddedModelResource
 from sipipeline.model import embedded
-from sipipeline.model.client import CompletionRequest, SamplingParams
+from sipipeline.model.types import CompletionRequest, SamplingParams
 
 PROMPT = ("Come up with a series of tasks:\n1. Write a haiku about autumn.\n"
           "2. Summarize the following article in one sentence.\n3.")
@@ -20,7 +20,7 @@ PROMPT = ("Come up with a series of tasks:\n1. Write a haiku about autumn.\n"
 
 @pytest.fixture(scope="module")
 def embedded_resource():
-    yield LLMResource(embedded_parallel=2)
+    yield EmbeddedModelResource(embedded_parallel=2)
     embedded.stop_all()
 
 
@@ -41,7 +41,7 @@ def test_embedded_model_answers_and_journals(embedded_resource, tmp_path: Path) 
             assert completion.finish_reason in {"stop", "length"}
             assert completion.completion_tokens <= 12 and completion.prompt_tokens > 0
     usage = client.usage("generated_instructions")
-    assert usage["requests"] == 3 and usage["cost_usd"] == 0.0
+    assert usage.requests == 3 and usage.cost_usd == 0.0
     client.close()
 
     # The same server serves the next client (one per process); the journal answers it.
@@ -55,6 +55,6 @@ def test_embedded_model_answers_and_journals(embedded_resource, tmp_path: Path) 
 
 
 def test_missing_model_path_is_reported(tmp_path: Path) -> None:
-    resource = LLMResource(model_path=str(tmp_path / "nope.gguf"))
+    resource = EmbeddedModelResource(model_path=str(tmp_path / "nope.gguf"))
     with pytest.raises(FileNotFoundError, match="model_path"):
         resource.get_client(str(tmp_path / "journal.sqlite"))

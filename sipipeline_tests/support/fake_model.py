@@ -72,10 +72,12 @@ def respond(prompt: str, body: dict, sample_index: int) -> tuple[str, str]:
         items.insert(rng.randrange(len(items)), "Say hi.")
         if shown:
             items.insert(rng.randrange(len(items)), shown[0])  # a copy: ROUGE-L 1.0
+        # A model that honours the stop sequences never writes item LIST_END.
+        items = items[:max(1, prompts.LIST_END - start)]
         lines = [f" {items[0]}"] + [f"{start + i}. {text}" for i, text in enumerate(items[1:], 1)]
         finish = "stop"
         if rng.random() < 0.3:  # cut by the token limit mid-item
-            lines.append(f"{start + len(items)}. Explain why the")
+            lines[-1] = lines[-1][:len(lines[-1]) // 2].rstrip()
             finish = "length"
         return "\n".join(lines), finish
     task = _last_task(prompt)

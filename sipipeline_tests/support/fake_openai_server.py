@@ -4,7 +4,9 @@ Real HTTP over a real socket (asyncio on one thread, HTTP/1.1 keep-alive), so th
 code under test runs exactly as it would against a remote endpoint. It answers
 `/v1/completions`, `/v1/chat/completions` and `/v1/models`, supports `n>1` and usage numbers,
 and injects faults on request: 429 with Retry-After, 500, slow answers past the client's
-timeout, malformed JSON, truncated (`finish_reason="length"`) completions, 401, and "hold"
+timeout, malformed JSON, choices without usable text (missing, null, a number, or empty with no
+finish_reason; well-formed JSON that is still no answer), truncated (`finish_reason="length"`)
+completions, 401, and "hold"
 (the request waits until `release_held()` or `stop()`; used to kill a client deterministically
 while requests are in flight).
 
@@ -16,6 +18,7 @@ answer is written — timed out or killed — is detected and not counted as pai
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import threading
@@ -27,14 +30,19 @@ from typing import Any
 
 Responder = Callable[[str, dict, int], tuple[str, str]]
 
-UNPAID_FAULTS = ("malformed",)
+#: Faults whose answer carries no usable completion: the client must not count it as one.
+TEXTLESS_FAULTS = ("no_text", "null_text", "numeric_text", "empty_text_no_reason")
+UNPAID_FAULTS = ("malformed", *TEXTLESS_FAULTS)
 
 
 @dataclass(frozen=True)
 class Fault:
     """One injected fault.
 
-    kind: "429", "500", "400", "401", "slow", "malformed", "truncated" or "hold".
+    kind: "429", "500", "400", "401", "slow", "malformed", "truncated", "hold", one of
+    TEXTLESS_FAULTS (every choice loses its text that way), "first_choice_textless" (only
+    choice 0 has no text), or "empty_text" (a legitimate empty completion: "" with
+    finish_reason "stop").
     retry_after_s: Retry-After sent with a 429 (also as `retry-after-ms`).
     delay_s: how long a "slow" answer takes before it is written.
     """
@@ -87,14 +95,18 @@ class FakeOpenAIServer:
         model_ids: Iterable[str] = ("fake-model",),
         require_api_key: str | None = None,
         max_choices: int | None = None,
+        require_basic_auth: tuple[str, str] | None = None,
     ) -> None:
         """max_choices: answer at most this many choices whatever `n` asks (endpoints that
-        ignore n); require_api_key: answer 401 unless this bearer token is sent."""
+        ignore n); require_api_key: answer 401 unless this bearer token is sent;
+        require_basic_auth: (user, password) a basic-auth proxy in front of the model wants,
+        else 401."""
         self.responder: Responder = responder or default_responder
         self.max_choices = max_choices
         self.latency_s = latency_s
         self.model_ids = list(model_ids)
         self.require_api_key = require_api_key
+        self.require_basic_auth = require_basic_auth
         self.request_log: list[dict[str, Any]] = []
         self._faults = faults
         self._completion_count = 0
@@ -282,11 +294,19 @@ class FakeOpenAIServer:
             entry["status"] = 404
             await connection.send_json(404, _error("unknown path", "not_found"))
             return
+        authorization = headers.get("authorization", "")
+        entry["auth_scheme"] = authorization.split(" ", 1)[0]
         expected_auth = f"Bearer {self.require_api_key}"
-        if self.require_api_key is not None and headers.get("authorization") != expected_auth:
+        if self.require_api_key is not None and authorization != expected_auth:
             entry["status"] = 401
             await connection.send_json(401, _error("Incorrect API key provided.",
                                                    "invalid_api_key"))
+            return
+        if self.require_basic_auth is not None and authorization != _basic(
+                *self.require_basic_auth):
+            entry["status"] = 401
+            await connection.send_json(401, _error("Authentication required.",
+                                                   "unauthorized"))
             return
         fault = self._next_fault(body)
         entry["fault"] = fault.kind if fault else None
@@ -346,6 +366,8 @@ class FakeOpenAIServer:
             text, finish_reason = self.responder(prompt_text, body, index)
             if kind == "truncated":
                 text, finish_reason = text[: max(1, len(text) // 2)], "length"
+            if kind == "empty_text":
+                text, finish_reason = "", "stop"
             completion_tokens += _count_tokens(text)
             if is_chat:
                 choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
@@ -353,6 +375,8 @@ class FakeOpenAIServer:
             else:
                 choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
                                 "text": text})
+            if kind in TEXTLESS_FAULTS or (kind == "first_choice_textless" and index == 0):
+                _spoil_text(choices[-1], kind, is_chat)
         prompt_tokens = _count_tokens(prompt_text)
         data = {
             "id": f"cmpl-{len(self.request_log)}-{int(entry['time'] * 1e6)}",
@@ -401,6 +425,25 @@ class _Connection:
         except ConnectionError:
             self.closed = True
             return False
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _spoil_text(choice: dict, kind: str, is_chat: bool) -> None:
+    """Make one choice's text unusable in the way `kind` names."""
+    holder = choice["message"] if is_chat else choice
+    field = "content" if is_chat else "text"
+    if kind in ("no_text", "first_choice_textless"):
+        del holder[field]
+    elif kind == "null_text":
+        holder[field] = None
+    elif kind == "numeric_text":
+        holder[field] = 42
+    else:  # empty_text_no_reason
+        holder[field] = ""
+        choice["finish_reason"] = None
 
 
 def _error(message: str, code: str) -> dict:

@@ -14,7 +14,7 @@ from dagster._time import get_current_datetime
 from sipipeline.defs import build_defs
 from sipipeline.defs.jobs import bootstrap_round_job
 from sipipeline.defs.partitions import bootstrap_rounds, round_key
-from sipipeline.defs.resources import LLMResource
+from sipipeline.defs.resources import ModelResource, OpenAIEndpointResource
 from sipipeline.defs.storage import RoundStore
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 
@@ -23,16 +23,16 @@ class RoundJobHarness:
     """One instance, one storage folder, one fake model endpoint; the real definitions."""
 
     def __init__(self, home: Path, storage: Path, server: FakeOpenAIServer,
-                 llm: LLMResource | None = None) -> None:
+                 llm: ModelResource | None = None) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.storage = storage
         self.server = server
         self.store = RoundStore(base_path=str(storage))
         self.instance = dg.DagsterInstance.local_temp(tempdir=str(home))
-        self.use_model(llm or LLMResource(base_url=server.base_url, api_key="test-key",
-                                          model="fake-model", max_in_flight=4))
+        self.use_model(llm or OpenAIEndpointResource(
+            base_url=server.base_url, api_key="test-key", model="fake-model", max_in_flight=4))
 
-    def use_model(self, llm: LLMResource) -> None:
+    def use_model(self, llm: ModelResource) -> None:
         """Rebuild the definitions around another model resource."""
         self.defs = build_defs(str(self.storage), llm)
         self.resources = self.defs.resources

@@ -1,0 +1,148 @@
+"""Index preparation for the fast filter: token codes, a global rarity order, prefix lengths.
+
+- Each distinct token of a call becomes one Unicode code point, so a text becomes a short string
+  whose character LCS is the token LCS (past the code-point range, texts become integer lists).
+- Pruning uses exact integer bounds only. F > t needs L ≥ Treq(m+n) = ⌈c·(m+n)/2⌉ with c a hair
+  under t (the float expression is within a few ulps of 2L/(m+n)), and L ≤ the multiset overlap.
+  Order all token occurrences (token, k-th occurrence) globally, rarest first. If two texts share
+  ≥ T occurrences, their first common occurrence sits at positions i, j with n − i ≥ T and
+  m − j ≥ T (prefix filtering with a positional bound). So each text is indexed under its first
+  `prefix` occurrences, a candidate probes its own, and only pairs passing
+  min(n − i, m − j) ≥ Treq(m+n) (then an overlap bound) get an exact LCS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+# Distinct tokens that fit in a str, one per code point (surrogates skipped). A module constant
+# so tests can shrink it to exercise the integer-list fallback.
+MAX_STRING_ALPHABET = 0x110000 - 0x800
+# Exact-arithmetic margin under the threshold: float F exceeds t only if 2L/(m+n) > t·(1-6e-16).
+_MARGIN = Fraction(1, 10**12)
+
+# What both keep/drop loops return besides the flags: candidate number, text number, score of
+# every pair above the threshold.
+Hits = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class _AlphabetFullError(Exception):
+    """More distinct tokens than code points: fall back to integer sequences."""
+
+
+class _Alphabet(dict):
+    """token → one-character str, assigned on first sight."""
+
+    def __missing__(self, token: str) -> str:
+        code = len(self)
+        if code >= MAX_STRING_ALPHABET:
+            raise _AlphabetFullError
+        char = chr(code + 0x800 if code >= 0xD800 else code)
+        self[token] = char
+        return char
+
+
+def encode(token_lists: list[list[str]]) -> tuple[list, np.ndarray]:
+    """Each text as a rapidfuzz sequence (str of token code points, or list of token ids), and
+    all their codes concatenated."""
+    alphabet = _Alphabet()
+    try:
+        sequences = ["".join(map(alphabet.__getitem__, tokens)) for tokens in token_lists]
+        joined = "".join(sequences).encode("utf-32-le")
+        codes = np.frombuffer(joined, dtype=np.uint32).astype(np.int64)
+    except _AlphabetFullError:
+        ids: dict[str, int] = {}
+        sequences = [
+            [ids.setdefault(token, len(ids)) for token in tokens] for tokens in token_lists
+        ]
+        codes = np.fromiter((code for sequence in sequences for code in sequence), dtype=np.int64)
+    return sequences, codes
+
+
+@dataclass
+class Prepared:
+    """Flat per-call arrays shared by both keep/drop loops (texts: pool, then candidates)."""
+
+    lengths: np.ndarray  # tokens per text
+    offsets: np.ndarray  # start of each text in `codes` / `ranks` (len = texts + 1)
+    codes: np.ndarray  # token codes, text after text, in text order
+    ranks: np.ndarray  # per text, its occurrences' global ranks ascending (rarest first)
+    prefix: np.ndarray  # per text: how many of its rarest occurrences are indexed / probed
+    required: np.ndarray  # by m + n: least LCS that can make F exceed the threshold
+
+
+def required_lcs_table(threshold: float, max_total: int) -> np.ndarray:
+    """Treq(s) = max(1, ⌈c·s/2⌉) for s = 0..max_total, c = threshold − 1e-12 (exact)."""
+    ratio = max(Fraction(threshold) - _MARGIN, Fraction(0))
+    a, b = ratio.numerator, 2 * ratio.denominator
+    return np.array([max(1, -((-a * s) // b)) for s in range(max_total + 1)], dtype=np.int64)
+
+
+def prefix_length(n: int, required: np.ndarray) -> int:
+    """n − min over possible partner lengths m of Treq(m+n) + 1 (0 if no partner can qualify).
+
+    A partner m qualifies when Treq(m+n) ≤ min(m, n); the least Treq is at the least such m,
+    found by bisection (Treq grows at most 1 per unit, so the predicate is monotone).
+    """
+    if n == 0 or required[2 * n] > n:
+        return 0
+    low, high = 1, n
+    while low < high:
+        middle = (low + high) // 2
+        if required[middle + n] <= middle:
+            high = middle
+        else:
+            low = middle + 1
+    return n - int(required[low + n]) + 1
+
+
+def prepare(codes: np.ndarray, lengths: list[int], threshold: float) -> Prepared:
+    """Global rarity order of token occurrences, each text's occurrences in that order."""
+    lengths_array = np.asarray(lengths, dtype=np.int64)
+    offsets = np.zeros(len(lengths_array) + 1, dtype=np.int64)
+    np.cumsum(lengths_array, out=offsets[1:])
+    text_of = np.repeat(np.arange(len(lengths_array), dtype=np.int64), lengths_array)
+    total = len(codes)
+    # k-th occurrence of its token within its text (0 for the first).
+    order = np.lexsort((codes, text_of))  # stable: equal (text, code) stay in position order
+    sorted_codes, sorted_texts = codes[order], text_of[order]
+    run_starts = np.ones(total, dtype=bool)
+    run_starts[1:] = (sorted_codes[1:] != sorted_codes[:-1]) | (
+        sorted_texts[1:] != sorted_texts[:-1]
+    )
+    positions = np.arange(total, dtype=np.int64)
+    occurrence = np.empty(total, dtype=np.int64)
+    occurrence[order] = positions - np.maximum.accumulate(np.where(run_starts, positions, 0))
+    # Rank occurrences by how many texts contain them (rarest first), ties by key.
+    key = occurrence * (int(codes.max()) + 1 if total else 1) + codes
+    unique_keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    rank_of_unique = np.empty(len(unique_keys), dtype=np.int64)
+    rank_of_unique[np.lexsort((unique_keys, counts))] = np.arange(len(unique_keys))
+    occurrence_rank = rank_of_unique[inverse.reshape(-1)]
+    ranks = occurrence_rank[np.lexsort((occurrence_rank, text_of))]
+
+    max_length = int(lengths_array.max()) if len(lengths_array) else 0
+    required = required_lcs_table(threshold, 2 * max_length + 1)
+    prefix_by_length = np.zeros(max_length + 1, dtype=np.int64)
+    for n in np.unique(lengths_array).tolist():
+        prefix_by_length[n] = prefix_length(n, required)
+    return Prepared(
+        lengths=lengths_array,
+        offsets=offsets,
+        codes=codes,
+        ranks=ranks,
+        prefix=prefix_by_length[lengths_array],
+        required=required,
+    )
+
+
+def frequency_ordered_codes(codes: np.ndarray) -> np.ndarray:
+    """Tokens renumbered most frequent first, so the kernels' per-token lookups hit a small,
+    cache-resident part of their tables."""
+    unique_codes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    frequency_order = np.empty(len(unique_codes), dtype=np.int64)
+    frequency_order[np.argsort(-counts, kind="stable")] = np.arange(len(unique_codes))
+    return frequency_order[inverse.reshape(-1)]

@@ -15,7 +15,6 @@ from sipipeline.defs.config import (
 )
 from sipipeline.defs.metadata import (
     SIMILARITY_THRESHOLD,
-    content_version,
     metadata_from,
     table_output,
 )
@@ -26,7 +25,7 @@ from sipipeline.defs.partitions import (
     round_number,
 )
 from sipipeline.defs.resources import ModelResource
-from sipipeline.defs.storage import MissingRoundError, RoundStore, location_url
+from sipipeline.defs.storage import VERSION_ATTR, MissingRoundError, RoundStore, location_url
 from sipipeline.method import prompts, rounds
 from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.method.vocabulary import InstanceStatus, Origin
@@ -79,6 +78,12 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
     except ModelAccessError as error:
         raise dg.Failure(description=f"{purpose}: {error}",
                          allow_retries=bool(getattr(error, "retryable", True))) from error
+    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
+        # SIGINT/SIGTERM: the client has stopped and journaled what arrived. The step's retry
+        # policy would otherwise start it again and the run would never stop.
+        raise dg.Failure(description=f"{purpose}: interrupted by a signal; every answer "
+                         "received is journaled, run again to continue",
+                         allow_retries=False) from interrupt
     return _texts(completions)
 
 
@@ -109,7 +114,7 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
         "source": dg.MetadataValue.text(source),
         "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
         "machine_tasks": dg.MetadataValue.int(machine),
-    })
+    }, data_version=pool.attrs.get(VERSION_ATTR))
 
 
 @dg.asset(
@@ -220,11 +225,13 @@ def instances(config: InstanceConfig, seed_pool: pd.DataFrame,
 )
 def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
                    generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
-                   instances: pd.DataFrame) -> dg.Output:
+                   instances: pd.DataFrame, round_store: RoundStore) -> dg.Output:
     # The statistics' per-task facts are computed here, once, for the tasks that enter the pool.
     pool = with_task_facts(rounds.next_pool(seed_pool, generated_instructions,
-                                            classification_labels, instances))
-    version = content_version(pool, "filtered_tasks")
+                                            classification_labels, instances),
+                           from_row=len(seed_pool) if previous_round_key(context.partition_key)
+                           else 0)
+    version = round_store.version_for("filtered_tasks", context.partition_key, pool)
     next_key = next_round_key(context.partition_key)
     # Announce the hand-off so the next round exists and its seed_pool tracks this content.
     context.instance.add_dynamic_partitions(bootstrap_rounds.name, [next_key])
@@ -239,7 +246,7 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
         "pool_size": dg.MetadataValue.int(len(pool)),
         "added_this_round": dg.MetadataValue.int(added),
         "machine_tasks": dg.MetadataValue.int(int((pool["origin"] == Origin.MACHINE).sum())),
-    })
+    }, data_version=version)
 
 
 @dg.asset(

@@ -3,15 +3,14 @@ Dagster metadata, table outputs with schema and preview, content-hash data versi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 
-from sipipeline.method.schema import SCHEMAS, to_arrow
+from sipipeline.defs.storage import table_version
+from sipipeline.method.schema import SCHEMAS
 from sipipeline.reporting.markdown_render import markdown_table
 
 SIMILARITY_THRESHOLD = "similarity_threshold"
@@ -41,15 +40,6 @@ def metadata_from(values: Mapping[str, Any], prefix: str = "") -> dict[str, dg.M
     return {f"{prefix}{key}": metadata_value(value) for key, value in values.items()}
 
 
-def content_version(df: pd.DataFrame, asset_name: str) -> str:
-    """A data version from the stored content, so re-runs with new model output show as changed."""
-    table = to_arrow(df, SCHEMAS.get(asset_name))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:24]
-
-
 def _shortened(value: object, limit: int = PREVIEW_CELL_CHARS) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -65,8 +55,13 @@ def preview_markdown(df: pd.DataFrame, columns: list[str], rows: int = PREVIEW_R
 
 
 def table_output(df: pd.DataFrame, asset_name: str, preview_columns: list[str],
-                 extra: Mapping[str, Any] | None = None) -> dg.Output:
-    """Output with row count, column schema, a preview and a content-hash data version."""
+                 extra: Mapping[str, Any] | None = None,
+                 data_version: str | None = None) -> dg.Output:
+    """Output with row count, column schema, a preview and a content-hash data version.
+
+    `data_version` when the caller knows it more cheaply than hashing the whole table (the
+    cumulative pool: its version chains the previous round's with the rows added).
+    """
     schema = SCHEMAS[asset_name]
     metadata = {
         "dagster/row_count": dg.MetadataValue.int(len(df)),
@@ -76,4 +71,4 @@ def table_output(df: pd.DataFrame, asset_name: str, preview_columns: list[str],
         **metadata_from(extra or {}),
     }
     return dg.Output(df, metadata=metadata,
-                     data_version=dg.DataVersion(content_version(df, asset_name)))
+                     data_version=dg.DataVersion(data_version or table_version(df, asset_name)))

@@ -12,16 +12,21 @@ run worker reaches (one machine's DAGSTER_HOME, or a shared volume set as SIPIPE
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import PrivateAttr
 from upath import UPath
 
-from sipipeline.defs.partitions import RoundKeyError, round_number
+from sipipeline.defs.partitions import RoundKeyError, previous_round_key, round_number
 from sipipeline.method.schema import SCHEMAS, from_arrow, to_arrow
 from sipipeline.paths import LOCAL_DIR_ENV, dagster_home
 
@@ -58,9 +63,58 @@ def checked_local_dir(location: str, source: str) -> Path:
     return Path(UPath(location).path).expanduser().resolve()
 
 
-def write_parquet(df: pd.DataFrame, path: UPath, asset_name: str) -> None:
+class StaleRoundError(RuntimeError):
+    """A stored table was built on a version of an earlier round that has since been replaced."""
+
+
+#: The cumulative pool: each round stores only the rows it added, on top of the previous round.
+CUMULATIVE_ASSET = "filtered_tasks"
+#: Round N's starting pool is round N−1's cumulative pool: stored as a reference to it.
+HANDOFF_ASSET = "seed_pool"
+SOURCE_ATTR = "sipipeline.source"  # DataFrame.attrs: "<asset>/<round>" a frame was read from
+VERSION_ATTR = "sipipeline.version"
+
+_KIND, _BASE, _VERSION = b"sipipeline.kind", b"sipipeline.base", b"sipipeline.version"
+_ROWS, _IDS = b"sipipeline.rows", b"sipipeline.ids"
+FULL, DELTA, REFERENCE = "full", "delta", "reference"
+
+
+def table_version(df: pd.DataFrame, asset_name: str) -> str:
+    """A content hash of a table as stored (its Arrow stream), for data versions."""
+    table = to_arrow(df, SCHEMAS.get(asset_name))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:24]
+
+
+def _chained(base_version: str, delta: pd.DataFrame, asset_name: str) -> str:
+    """The version of a cumulative table from its base's version and the rows added."""
+    digest = hashlib.sha256(f"{base_version}:{table_version(delta, asset_name)}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _ids_digest(task_ids: pd.Series) -> str:
+    return hashlib.sha256("\x1f".join(map(str, task_ids)).encode("utf-8")).hexdigest()
+
+
+class StoredInfo(NamedTuple):
+    """What a stored round file says about itself (footer metadata only, no rows read)."""
+
+    kind: str
+    version: str
+    base: str | None  # the round a delta is added to, or the round a reference points at
+    rows: int  # rows of the whole table (the cumulative pool for a delta)
+    ids: str  # digest of the whole table's task ids, in order ("" when not recorded)
+
+
+def write_parquet(df: pd.DataFrame, path: UPath, asset_name: str,
+                  info: Mapping[bytes, str] | None = None) -> None:
     """Write through a temporary name first so a crash never leaves half a file behind."""
     table = to_arrow(df, SCHEMAS.get(asset_name))
+    if info:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               **{k: v.encode() for k, v in info.items()}})
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
@@ -81,6 +135,12 @@ class RoundStore(dg.ConfigurableResource):
     Round N's `seed_pool` needs round N−1's `filtered_tasks`; Dagster forbids that dependency
     inside one asset graph, and `load_asset_value` fails in subset runs, so rounds reach each
     other through the same files the IO manager writes.
+
+    Storage grows with the pool, not with the square of the rounds: `filtered_tasks[N]` stores
+    the rows round N added, with the version of round N−1's pool it was added to, and
+    `seed_pool[N]` stores a reference to `filtered_tasks[N−1]`. Reading either assembles the
+    whole table and checks the chain, so a round built on a pool that was since replaced
+    (a re-run earlier round) fails with `StaleRoundError` instead of mixing two histories.
     """
 
     base_path: str
@@ -96,18 +156,102 @@ class RoundStore(dg.ConfigurableResource):
     def exists(self, asset: str, round_key: str) -> bool:
         return self.path(asset, round_key).exists()
 
+    def info(self, asset: str, round_key: str) -> StoredInfo:
+        """The stored file's kind, version and size, from its footer."""
+        path = self._existing(asset, round_key)
+        with path.open("rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            meta = parquet.schema_arrow.metadata or {}
+            rows = parquet.metadata.num_rows
+        kind = meta.get(_KIND, FULL.encode()).decode()
+        version = meta.get(_VERSION, b"").decode()
+        if not version:  # written before versions were stored: hash the content once
+            version = table_version(read_parquet(path), asset)
+        return StoredInfo(kind, version, (meta.get(_BASE) or b"").decode() or None,
+                          int(meta.get(_ROWS, str(rows).encode()).decode()),
+                          meta.get(_IDS, b"").decode())
+
     def read(self, asset: str, round_key: str) -> pd.DataFrame:
+        """The whole table of a round (a cumulative pool assembled from its deltas)."""
+        info = self.info(asset, round_key)
+        if info.kind == REFERENCE:
+            frame = self.read(CUMULATIVE_ASSET, str(info.base))
+            found = frame.attrs.get(VERSION_ATTR)
+            if found != info.version:
+                raise StaleRoundError(
+                    f"{asset} of {round_key} is round {info.base}'s {CUMULATIVE_ASSET} as it "
+                    f"was (version {info.version}), but that has been re-materialized since "
+                    f"(version {found}): re-materialize {round_key}")
+            frame.attrs = {SOURCE_ATTR: f"{CUMULATIVE_ASSET}/{info.base}",
+                           VERSION_ATTR: info.version}
+            return frame
+        chain = [(round_key, info)]
+        while chain[-1][1].kind == DELTA:
+            base_key = str(chain[-1][1].base)
+            chain.append((base_key, self.info(asset, base_key)))
+        parts = []
+        for (key, info), (base_key, base_info) in zip(chain, [*chain[1:], (None, None)],
+                                                      strict=True):
+            if info.kind == DELTA and base_info is not None:
+                expected = self._delta_base_version(asset, key)
+                if expected != base_info.version:
+                    raise StaleRoundError(
+                        f"{asset} of {key} was added to a version of {base_key} "
+                        f"({expected}) that has been re-materialized since "
+                        f"({base_info.version}): re-materialize {key}")
+            parts.append(read_parquet(self.path(asset, key)))
+        frame = pd.concat(parts[::-1], ignore_index=True) if len(parts) > 1 else parts[0]
+        frame.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: chain[0][1].version}
+        return frame
+
+    def version_for(self, asset: str, round_key: str, df: pd.DataFrame) -> str:
+        """The version `write` would give `df` (for the asset's data version), cheaply."""
+        return self._plan(asset, round_key, df)[1][_VERSION]
+
+    def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
+        rows, info = self._plan(asset, round_key, df)
+        path = self.path(asset, round_key)
+        write_parquet(rows, path, asset, info)
+        return path
+
+    def _plan(self, asset: str, round_key: str,
+              df: pd.DataFrame) -> tuple[pd.DataFrame, dict[bytes, str]]:
+        """What to store for `df`: all rows, only the added ones, or a reference."""
+        previous = previous_round_key(round_key)
+        source = df.attrs.get(SOURCE_ATTR)
+        if (asset == HANDOFF_ASSET and previous is not None
+                and source == f"{CUMULATIVE_ASSET}/{previous}"
+                and self.exists(CUMULATIVE_ASSET, previous)
+                and self.info(CUMULATIVE_ASSET, previous).version == df.attrs.get(VERSION_ATTR)):
+            return df.iloc[0:0], {_KIND: REFERENCE, _BASE: previous,
+                                  _VERSION: str(df.attrs[VERSION_ATTR]), _ROWS: str(len(df))}
+        if asset == CUMULATIVE_ASSET:
+            ids = _ids_digest(df["task_id"])
+            if previous is not None and self.exists(asset, previous):
+                base = self.info(asset, previous)
+                if (base.ids and base.rows <= len(df)
+                        and _ids_digest(df["task_id"].iloc[:base.rows]) == base.ids):
+                    delta = df.iloc[base.rows:]
+                    return delta, {_KIND: DELTA, _BASE: previous,
+                                   _VERSION: _chained(base.version, delta, asset),
+                                   _ROWS: str(len(df)), _IDS: ids,
+                                   b"sipipeline.base_version": base.version}
+            return df, {_KIND: FULL, _VERSION: _chained("", df, asset), _ROWS: str(len(df)),
+                        _IDS: ids}
+        return df, {_KIND: FULL, _VERSION: table_version(df, asset), _ROWS: str(len(df))}
+
+    def _delta_base_version(self, asset: str, round_key: str) -> str:
+        with self.path(asset, round_key).open("rb") as handle:
+            meta = pq.ParquetFile(handle).schema_arrow.metadata or {}
+        return meta.get(b"sipipeline.base_version", b"").decode()
+
+    def _existing(self, asset: str, round_key: str) -> UPath:
         path = self.path(asset, round_key)
         if not path.exists():
             raise MissingRoundError(
                 f"{asset} of {round_key} is not materialized (no {path}); "
                 f"materialize {round_key} first"
             )
-        return read_parquet(path)
-
-    def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
-        path = self.path(asset, round_key)
-        write_parquet(df, path, asset)
         return path
 
     def rounds(self, asset: str) -> list[str]:
@@ -169,7 +313,7 @@ class RoundStore(dg.ConfigurableResource):
             destination = target.joinpath(*source.relative_to(local).parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
             with source.open("rb") as reader, destination.open("wb") as writer:
-                writer.write(reader.read())
+                shutil.copyfileobj(reader, writer)
         return str(target)
 
     def published(self, name: str, local_file: str | os.PathLike) -> str:
@@ -191,20 +335,34 @@ def location_url(location: str) -> str:
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores each round partition of a DataFrame asset as one Parquet file, via `RoundStore`."""
+    """Stores each round partition of a DataFrame asset as one Parquet file, via `RoundStore`.
+
+    The pool a run last wrote or read (`seed_pool` or `filtered_tasks`) is kept in memory for
+    the run's later steps, so a round reads the cumulative pool once, not once per step. Inputs
+    are shared: assets must not modify them in place.
+    """
 
     base_path: str
+    _pool: tuple[str, str, pd.DataFrame] | None = PrivateAttr(default=None)
 
     def _store(self) -> RoundStore:
         return RoundStore(base_path=self.base_path)
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        asset = context.asset_key.path[-1]
-        path = self._store().write(asset, _round_of(context), obj)
+        asset, key = context.asset_key.path[-1], _round_of(context)
+        path = self._store().write(asset, key, obj)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        if asset in (CUMULATIVE_ASSET, HANDOFF_ASSET):
+            self._pool = (asset, key, obj)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        return self._store().read(context.asset_key.path[-1], _round_of(context))
+        asset, key = context.asset_key.path[-1], _round_of(context)
+        if self._pool is not None and self._pool[:2] == (asset, key):
+            return self._pool[2]
+        frame = self._store().read(asset, key)
+        if asset in (CUMULATIVE_ASSET, HANDOFF_ASSET):
+            self._pool = (asset, key, frame)
+        return frame
 
 
 def _round_of(context: dg.OutputContext | dg.InputContext) -> str:

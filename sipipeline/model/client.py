@@ -11,24 +11,31 @@ Retry-After; authentication and other client errors fail at once. Tokens are cou
 purpose, priced (`pricing.py`), and an optional budget stops the work before it would be
 exceeded.
 
-The API key lives only in the transport's headers: it is never stored in the journal,
-logged, put in an exception message or shown by `repr`.
+Clients sharing a journal (other processes too) lease each request before sending it, so no
+request is in flight twice. SIGINT/SIGTERM during a wait stop the work promptly, keeping
+every answer received.
+
+The API key and any credentials in the endpoint URL live only in the transport's headers:
+they are never stored in the journal, logged, put in an exception message or shown by `repr`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import random
 import sqlite3
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.interrupts import StoppedBySignalError, deliver_again, watch_signals
+from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
@@ -50,16 +57,6 @@ from sipipeline.model.wire import (
     split_tokens,
 )
 
-
-@dataclass
-class _Job:
-    """One HTTP request to make: some samples of one prompt."""
-
-    request: CompletionRequest
-    prompt_digest: str
-    sample_indices: list[int]
-
-
 MALFORMED = "malformed response from the endpoint"
 
 # Leases on request keys: how long one lasts unless renewed, how often the owner renews its
@@ -68,37 +65,15 @@ LEASE_TTL_S = 60.0
 LEASE_RENEW_S = 15.0
 LEASE_POLL_S = 0.25
 
+# The main thread waits for the loop thread in slices of this length, so a signal is noticed
+# between them; after a signal the work gets this long to write the journal and stop.
+WAIT_SLICE_S = 0.1
+STOP_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
+
 
 class _AbortedError(Exception):
     pass
-
-
-class _RunState:
-    """Shared by the workers of one `complete()` call (all on the loop thread).
-
-    `ready` jobs hold their leases and may be sent; `waiting` jobs want samples another
-    client has leased, and move to `ready` (or are answered from the journal) as those leases
-    end. `changed` wakes idle workers when that happens or the run fails.
-    """
-
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self.ready: deque[_Job] = deque()
-        self.waiting: list[_Job] = []
-        self.error: ModelAccessError | None = None
-        self.pause_until = 0.0
-        self.changed = asyncio.Condition()
-
-    def next_job(self) -> _Job | None:
-        return self.ready.popleft() if self.ready else None
-
-    def fail(self, error: ModelAccessError) -> None:
-        if self.error is None:
-            self.error = error
-
-    async def notify(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
 
 
 class ModelClient:
@@ -156,7 +131,9 @@ class ModelClient:
             return
         self._closed = True
         try:
-            self._run(self._transport.close())
+            future = asyncio.run_coroutine_threadsafe(self._transport.close(), self._loop)
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                future.result(timeout=CLOSE_TIMEOUT_S)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
@@ -171,7 +148,41 @@ class ModelClient:
 
     # ----------------------------------------------------------------- internals
     def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        """Run `coro` on the loop thread and wait for it, never deaf to SIGINT/SIGTERM.
+
+        The wait wakes up regularly; when a signal arrives (or its handler raises) the work is
+        cancelled - requests in flight are dropped, answers received are journaled, leases
+        released - before the interruption is passed on.
+        """
+        started, finished = threading.Event(), threading.Event()
+
+        async def guarded() -> Any:
+            started.set()
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(guarded(), self._loop)
+        with watch_signals() as watch:
+            try:
+                while True:
+                    try:
+                        return future.result(timeout=WAIT_SLICE_S)
+                    except concurrent.futures.TimeoutError:
+                        watch.check()
+            except BaseException as interruption:
+                future.cancel()
+                if started.is_set():
+                    finished.wait(STOP_TIMEOUT_S)
+                if not isinstance(interruption, StoppedBySignalError):
+                    raise
+                stop = interruption
+        if stop.default_action:
+            deliver_again(stop)
+        raise ModelAccessError(
+            f"stopped by {stop}: requests in flight were dropped, every answer received is "
+            "journaled; run again to continue") from None
 
     async def _make_transport(self) -> Transport:
         """Built on the loop thread: HTTP sessions bind to the loop that creates them."""
@@ -202,7 +213,7 @@ class ModelClient:
         keys = {d: [sample_key(d, i) for i in range(r.n)] for d, r in wanted.items()}
         found = self.journal.lookup([k for row in keys.values() for k in row])
         samples: dict[str, list[Completion | None]] = {}
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         for digest, request in wanted.items():
             row: list[Completion | None] = []
             missing: list[int] = []
@@ -217,9 +228,9 @@ class ModelClient:
                     usage.journal_hits += 1
             samples[digest] = row
             for start in range(0, len(missing), cfg.max_n_per_request):
-                jobs.append(_Job(request, digest, missing[start:start + cfg.max_n_per_request]))
+                jobs.append(Job(request, digest, missing[start:start + cfg.max_n_per_request]))
         if jobs:
-            state = _RunState(new_lease_owner())
+            state = RunState(new_lease_owner())
             try:
                 await self._run_jobs(state, jobs, samples, purpose)
             finally:
@@ -234,7 +245,7 @@ class ModelClient:
                 raise state.error
         return [samples[d][:r.n] for d, r in zip(digests, requests, strict=True)]  # type: ignore[misc]
 
-    async def _run_jobs(self, state: _RunState, jobs: list[_Job],
+    async def _run_jobs(self, state: RunState, jobs: list[Job],
                         samples: dict[str, list[Completion | None]], purpose: str) -> None:
         """Lease the jobs' samples, send what is ours, wait for what others are sending."""
         self._sort_claimed(state, jobs, samples, purpose)
@@ -248,10 +259,10 @@ class ModelClient:
             renewer.cancel()
             watcher.cancel()
 
-    def _sort_claimed(self, state: _RunState, jobs: list[_Job],
+    def _sort_claimed(self, state: RunState, jobs: list[Job],
                       samples: dict[str, list[Completion | None]], purpose: str) -> None:
         """Claim the jobs' samples: fill in journaled ones, queue leased jobs, park the rest."""
-        claims = self.journal.claim([_job_keys(job) for job in jobs], state.owner, LEASE_TTL_S)
+        claims = self.journal.claim([job_keys(job) for job in jobs], state.owner, LEASE_TTL_S)
         waiting = []
         for job, claim in zip(jobs, claims, strict=True):
             self._take_journaled(job, claim, samples[job.prompt_digest], purpose)
@@ -263,7 +274,7 @@ class ModelClient:
                 waiting.append(job)
         state.waiting = waiting
 
-    def _take_journaled(self, job: _Job, claim: Claim, row: list[Completion | None],
+    def _take_journaled(self, job: Job, claim: Claim, row: list[Completion | None],
                         purpose: str) -> None:
         """Fill in samples another client journaled meanwhile; drop them from the job."""
         if not claim.journaled:
@@ -279,7 +290,7 @@ class ModelClient:
             self._usage[purpose].journal_hits += 1
         job.sample_indices = left
 
-    async def _watch_waiting(self, state: _RunState,
+    async def _watch_waiting(self, state: RunState,
                              samples: dict[str, list[Completion | None]], purpose: str) -> None:
         """Until no job waits: look again at the leases others hold on our samples."""
         try:
@@ -303,7 +314,7 @@ class ModelClient:
         with contextlib.suppress(sqlite3.Error):  # e.g. a full disk: the leases then expire
             self.journal.release(owner)
 
-    async def _worker(self, state: _RunState, samples: dict[str, list[Completion | None]],
+    async def _worker(self, state: RunState, samples: dict[str, list[Completion | None]],
                       purpose: str) -> None:
         while state.error is None:
             job = state.next_job()
@@ -326,7 +337,7 @@ class ModelClient:
                     f"{redact(str(error), *self.config.secrets())}"))
                 return
 
-    async def _run_job(self, state: _RunState, job: _Job, row: list[Completion | None],
+    async def _run_job(self, state: RunState, job: Job, row: list[Completion | None],
                        purpose: str) -> None:
         cfg = self.config
         request = job.request
@@ -394,7 +405,7 @@ class ModelClient:
                 attempt += 1
                 await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
 
-    async def _send(self, request: CompletionRequest, n: int, job: _Job,
+    async def _send(self, request: CompletionRequest, n: int, job: Job,
                     first_sample: int) -> Any:
         cfg = self.config
         seed = (int(sample_key(job.prompt_digest, first_sample)[:8], 16) if cfg.send_seed
@@ -403,7 +414,7 @@ class ModelClient:
                                 max_stop_sequences=cfg.max_stop_sequences, seed=seed)
         return await self._transport.post(path, body)
 
-    def _accept(self, parsed: ParsedResponse, job: _Job, pending: list[int],
+    def _accept(self, parsed: ParsedResponse, job: Job, pending: list[int],
                 row: list[Completion | None], purpose: str) -> int:
         """Journal the samples of one response and fill them in; returns how many came.
 
@@ -469,7 +480,3 @@ def _duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
     return f"{seconds:g} s"
-
-
-def _job_keys(job: _Job) -> list[str]:
-    return [sample_key(job.prompt_digest, index) for index in job.sample_indices]

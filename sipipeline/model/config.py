@@ -43,8 +43,13 @@ class ModelClientConfig:
     http_transport: str = "auto"
 
     def secrets(self) -> tuple[str, ...]:
-        """What must never appear in a message: the key and any credentials in the URL."""
-        return (self.api_key, *split_credentials(self.base_url).secrets())
+        """What must never appear in a message: the key and any credentials in the URL.
+
+        "none", the documented placeholder key for servers without authentication, is no
+        secret (and redacting it would mangle messages).
+        """
+        key = "" if self.api_key == "none" else self.api_key
+        return (key, *split_credentials(self.base_url).secrets())
 
     def __post_init__(self) -> None:
         if self.http_transport not in HTTP_TRANSPORTS:

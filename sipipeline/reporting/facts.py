@@ -39,11 +39,12 @@ def _missing(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].isna().to_numpy()
 
 
-def with_task_facts(pool: pd.DataFrame) -> pd.DataFrame:
+def with_task_facts(pool: pd.DataFrame, from_row: int = 0) -> pd.DataFrame:
     """The pool with every fact column filled for the rows that lack it (a copy).
 
     Word counts and nearest-seed ROUGE-L are computed for rows without a word count; root verb
-    and object for rows never parsed, when a spaCy model is available.
+    and object for rows never parsed, when a spaCy model is available. Rows before `from_row`
+    are left as they are (a round fills only the rows it adds).
     """
     pool = pool.copy()
     for column in FACT_COLUMNS:
@@ -54,7 +55,8 @@ def with_task_facts(pool: pd.DataFrame) -> pd.DataFrame:
     origin = pool["origin"].astype(str).to_numpy()
     instructions = pool["instruction"].astype(str).tolist()
 
-    todo = np.flatnonzero(_missing(pool, INSTRUCTION_WORDS))
+    considered = np.arange(len(pool)) >= from_row
+    todo = np.flatnonzero(_missing(pool, INSTRUCTION_WORDS) & considered)
     if len(todo):
         seeds = [text for text, kind in zip(instructions, origin, strict=True)
                  if kind == Origin.SEED]
@@ -68,7 +70,7 @@ def with_task_facts(pool: pd.DataFrame) -> pd.DataFrame:
             counts[i] = word_count(instructions[i])
         pool[INSTRUCTION_WORDS] = counts
 
-    unparsed = np.flatnonzero(_missing(pool, ROOT_VERB))
+    unparsed = np.flatnonzero(_missing(pool, ROOT_VERB) & considered)
     if len(unparsed):
         parsed = verbs.extract_verb_nouns([instructions[i] for i in unparsed])
         if parsed.available:

@@ -72,3 +72,68 @@ def test_the_latest_round_is_the_highest_round_number(tmp_path):
     assert isinstance(latest["instances"].iloc[0], list)
     with pytest.raises(MissingRoundError, match="no materialized round"):
         RoundStore(base_path=str(tmp_path / "empty")).latest("filtered_tasks")
+
+
+def _grown(pool, number: int, count: int):
+    """The pool after round `number`: `count` machine rows appended."""
+    import pandas as pd
+
+    from sipipeline.method.schema import pool_frame
+
+    rows = [{"task_id": f"m{number}-{i}", "instruction": f"Task {i} of round {number}.",
+             "origin": "machine", "round": number, "is_classification": False,
+             "instances": [{"input": "", "output": "ok"}]} for i in range(count)]
+    return pd.concat([pool, pool_frame(rows)], ignore_index=True)
+
+
+def test_each_round_stores_only_the_rows_it_added_and_reads_back_the_whole_pool(tmp_path):
+    from sipipeline.defs.storage import DELTA, FULL, REFERENCE
+
+    store = RoundStore(base_path=str(tmp_path))
+    pools = [load_seed_tasks(DEFAULT_SEED_FILE)]
+    for number in (1, 2, 3):
+        pools.append(_grown(pools[-1], number, 40))
+        store.write("filtered_tasks", round_key(number), pools[-1])
+    kinds = [store.info("filtered_tasks", round_key(n)).kind for n in (1, 2, 3)]
+    assert kinds == [FULL, DELTA, DELTA]
+    stored_rows = [len(read_parquet(store.path("filtered_tasks", round_key(n))))
+                   for n in (1, 2, 3)]
+    assert stored_rows == [175 + 40, 40, 40]  # linear in the pool, not in rounds × pool
+    back = store.read("filtered_tasks", "round_003")
+    assert back["task_id"].tolist() == pools[3]["task_id"].tolist()
+    assert back["instances"].tolist() == pools[3]["instances"].tolist()
+    assert back.attrs["sipipeline.version"] == store.version_for(
+        "filtered_tasks", "round_003", pools[3])
+    # The next round's starting pool is stored as a reference to it.
+    store.write("seed_pool", "round_004", back)
+    assert store.info("seed_pool", "round_004").kind == REFERENCE
+    assert len(read_parquet(store.path("seed_pool", "round_004"))) == 0
+    assert store.read("seed_pool", "round_004")["task_id"].tolist() == back["task_id"].tolist()
+
+
+def test_a_pool_built_on_a_replaced_round_fails_instead_of_mixing_histories(tmp_path):
+    from sipipeline.defs.storage import StaleRoundError
+
+    store = RoundStore(base_path=str(tmp_path))
+    first = _grown(load_seed_tasks(DEFAULT_SEED_FILE), 1, 10)
+    store.write("filtered_tasks", "round_001", first)
+    store.write("filtered_tasks", "round_002", _grown(first, 2, 10))
+    store.write("seed_pool", "round_003", store.read("filtered_tasks", "round_002"))
+    # Round 1 is re-run and adds other tasks: round 2's delta no longer fits on it.
+    store.write("filtered_tasks", "round_001", _grown(load_seed_tasks(DEFAULT_SEED_FILE), 1, 12))
+    with pytest.raises(StaleRoundError, match="re-materialize round_002"):
+        store.read("filtered_tasks", "round_002")
+    with pytest.raises(StaleRoundError):
+        store.read("seed_pool", "round_003")
+
+
+def test_a_pool_that_does_not_extend_the_previous_one_is_stored_whole(tmp_path):
+    from sipipeline.defs.storage import FULL
+
+    store = RoundStore(base_path=str(tmp_path))
+    seeds = load_seed_tasks(DEFAULT_SEED_FILE)
+    store.write("filtered_tasks", "round_001", _grown(seeds, 1, 5))
+    reordered = _grown(seeds, 1, 5).iloc[::-1].reset_index(drop=True)
+    store.write("filtered_tasks", "round_002", _grown(reordered, 2, 5))
+    assert store.info("filtered_tasks", "round_002").kind == FULL
+    assert len(store.read("filtered_tasks", "round_002")) == 175 + 10

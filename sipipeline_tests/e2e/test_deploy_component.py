@@ -7,6 +7,7 @@ a round is materialized with its settings against a fake model on 127.0.0.1; the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -89,11 +90,13 @@ def test_component_settings_reach_the_definitions(tmp_path):
         "generated_instructions"]["config"]
     assert generation == {"num_prompts": 5, "similarity_threshold": 0.5}
     # The switched-on sensor evaluates like the original one: round 1 on an empty instance.
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance_ref=instance.get_ref(), definitions=defs,
-                                          sensor_name=SENSOR_NAME)
-        with partition_loading_context(dynamic_partitions_store=instance):
-            result = sensor.evaluate_tick(context)
+    # (The sensor context is closed, so the instance it opened is not left current.)
+    with contextlib.ExitStack() as stack:
+        instance = stack.enter_context(dg.instance_for_test())
+        context = stack.enter_context(dg.build_sensor_context(
+            instance_ref=instance.get_ref(), definitions=defs, sensor_name=SENSOR_NAME))
+        stack.enter_context(partition_loading_context(dynamic_partitions_store=instance))
+        result = sensor.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests] == [round_key(1)]
     with pytest.raises(Exception, match="round_size"):
         SelfInstructComponent.resolve_from_yaml("round_size: 0\n")

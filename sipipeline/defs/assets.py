@@ -1,4 +1,5 @@
-"""The six round assets: thin wrappers that wire the method's functions to storage and the model."""
+"""The six round assets (thin wrappers that wire the method's functions to storage and the
+model) and the step that closes a round."""
 
 
 import json
@@ -6,12 +7,15 @@ import json
 import dagster as dg
 import pandas as pd
 
+from sipipeline.defs.automation import done_rounds
+from sipipeline.defs.checks import ROUND_CHECKS
 from sipipeline.defs.config import (
     ClassificationConfig,
     ExportConfig,
     GenerationConfig,
     InstanceConfig,
     SeedPoolConfig,
+    validate_round_config,
 )
 from sipipeline.defs.metadata import (
     SIMILARITY_THRESHOLD,
@@ -20,8 +24,10 @@ from sipipeline.defs.metadata import (
 )
 from sipipeline.defs.partitions import (
     bootstrap_rounds,
+    ensure_round_partition,
     next_round_key,
     previous_round_key,
+    round_key,
     round_number,
 )
 from sipipeline.defs.resources import ModelResource
@@ -101,6 +107,9 @@ def _texts(completions: list[list]) -> list[rounds.ModelText]:
 )
 def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
               round_store: RoundStore) -> dg.Output:
+    # The round's first step: a bad value anywhere in the run config stops it here, before
+    # any model call and without retries, whoever started the run.
+    validate_round_config(context.run.run_config)
     key = context.partition_key
     previous = previous_round_key(key)
     if previous is None:
@@ -109,11 +118,23 @@ def seed_pool(context: dg.AssetExecutionContext, config: SeedPoolConfig,
     else:
         pool = round_store.read("filtered_tasks", previous)
         source = str(round_store.path("filtered_tasks", previous))
+        if round_number(previous) not in done_rounds(context.instance):
+            # Its file may hold the pool of a run whose checks failed: never build on it.
+            raise dg.Failure(
+                description=f"{previous} is not done (its latest run did not succeed, or it "
+                            f"never handed its pool on): run {previous} again before {key}",
+                allow_retries=False)
+    judge_filter: dict = {}
+    if previous is not None and config.drop_judge_invalid:
+        from sipipeline.defs.review import judge_filtered_pool
+        pool, judge_filter = judge_filtered_pool(pool, previous, round_store)
+        pool.attrs = {}  # no longer the previous round's pool as stored
     machine = int((pool["origin"] == Origin.MACHINE).sum())
     return table_output(pool, "seed_pool", ["task_id", "origin", "round", "instruction"], {
         "source": dg.MetadataValue.text(source),
         "seed_tasks": dg.MetadataValue.int(len(pool) - machine),
         "machine_tasks": dg.MetadataValue.int(machine),
+        **judge_filter,
     }, data_version=pool.attrs.get(VERSION_ATTR))
 
 
@@ -232,15 +253,6 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
                            from_row=len(seed_pool) if previous_round_key(context.partition_key)
                            else 0)
     version = round_store.version_for("filtered_tasks", context.partition_key, pool)
-    next_key = next_round_key(context.partition_key)
-    # Announce the hand-off so the next round exists and its seed_pool tracks this content.
-    context.instance.add_dynamic_partitions(bootstrap_rounds.name, [next_key])
-    context.log_event(dg.AssetObservation(
-        asset_key=round_handoff.key, partition=next_key,
-        metadata={"from_round": dg.MetadataValue.text(context.partition_key),
-                  "pool_size": dg.MetadataValue.int(len(pool))},
-        tags={"dagster/data_version": version},
-    ))
     added = len(pool) - len(seed_pool)
     return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
         "pool_size": dg.MetadataValue.int(len(pool)),
@@ -283,11 +295,59 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
         "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
 
 
+ROUND_STEPS = (seed_pool, generated_instructions, classification_labels, instances,
+               filtered_tasks, dataset_stats)
+
+
+def _partial_round_reason(run: dg.DagsterRun) -> str | None:
+    """Why a run cannot mark its round done: it left out some of the round's assets or checks."""
+    needed_assets = {step.key for step in ROUND_STEPS}
+    needed_checks = {key for checks in ROUND_CHECKS for key in checks.check_keys}
+    left_out = sorted(key.to_user_string() for key in needed_assets
+                      - set(run.asset_selection or needed_assets))
+    left_out += sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key in needed_checks
+                       - set(needed_checks if run.asset_check_selection is None
+                             else run.asset_check_selection))
+    if not left_out:
+        return None
+    return ("a round is done only after a run of the whole round (bootstrap_round_job) with "
+            f"every check; this run left out {', '.join(left_out)}")
+
+
 @dg.asset(
-    deps=[filtered_tasks],
+    partitions_def=bootstrap_rounds,
+    group_name=GROUP,
+    deps=[dataset_stats],
+    description="Round N is done: the last step of its run, reached only when every asset and "
+                "check of the round succeeded. It adds round N+1's partition and observes "
+                "`round_handoff[N+1]` with the pool's content version, so nothing builds on a "
+                "round that failed.",
+)
+def round_completion(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFrame,
+                     round_store: RoundStore) -> dg.MaterializeResult:
+    reason = _partial_round_reason(context.run)
+    if reason is not None:
+        raise dg.Failure(description=f"{context.partition_key} not marked done: {reason}",
+                         allow_retries=False)
+    next_key = next_round_key(context.partition_key)
+    ensure_round_partition(context.instance, next_key)
+    pool_size = dg.MetadataValue.int(len(filtered_tasks))
+    context.log_event(dg.AssetObservation(
+        asset_key=round_handoff.key, partition=next_key,
+        metadata={"from_round": dg.MetadataValue.text(context.partition_key),
+                  "pool_size": pool_size},
+        tags={"dagster/data_version": round_store.info("filtered_tasks",
+                                                       context.partition_key).version},
+    ))
+    return dg.MaterializeResult(metadata={"next_round": dg.MetadataValue.text(next_key),
+                                          "pool_size": pool_size})
+
+
+@dg.asset(
+    deps=[round_completion],
     group_name="exports",
     kinds={"json", "parquet"},
-    description="Fine-tuning files from the latest round's cumulative pool: instruction/input/"
+    description="Fine-tuning files from the latest done round's cumulative pool: instruction/input/"
                 "output JSONL, GPT-3-style prompt/completion JSONL, Alpaca JSON, OpenAI chat "
                 "JSONL and Parquet, with a dataset card and a reproducible train/validation split.",
 )
@@ -295,14 +355,15 @@ def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                         round_store: RoundStore) -> dg.MaterializeResult:
     from sipipeline.reporting.exports import export_dataset
 
-    done_rounds = round_store.rounds("filtered_tasks")
-    if not done_rounds:
-        raise MissingRoundError("no round has been materialized yet: nothing to export")
-    latest = done_rounds[-1]
+    done = [round_key(number) for number in done_rounds(context.instance)]
+    if not done:
+        raise MissingRoundError("no round is done yet (a round is done when its whole run "
+                                "succeeded): nothing to export")
+    latest = done[-1]
     pool = round_store.read("filtered_tasks", latest)
     machine = pool[pool["origin"] == Origin.MACHINE]
     card_info = {
-        "rounds": len(done_rounds),
+        "rounds": len(done),
         "latest_round": latest,
         "model": ", ".join(sorted(set(machine["model"]))) or "none",
         "parameters": {"include_seeds": config.include_seeds,

@@ -15,6 +15,7 @@ ROUND_ASSETS = [
     assets.instances,
     assets.filtered_tasks,
     assets.dataset_stats,
+    assets.round_completion,
 ]
 
 

@@ -209,9 +209,11 @@ class RoundStore(dg.ConfigurableResource):
         return self._plan(asset, round_key, df)[1][_VERSION]
 
     def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
+        """Store a round's table; `df.attrs` then name what it is and its stored version."""
         rows, info = self._plan(asset, round_key, df)
         path = self.path(asset, round_key)
         write_parquet(rows, path, asset, info)
+        df.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: info[_VERSION]}
         return path
 
     def _plan(self, asset: str, round_key: str,
@@ -221,10 +223,12 @@ class RoundStore(dg.ConfigurableResource):
         source = df.attrs.get(SOURCE_ATTR)
         if (asset == HANDOFF_ASSET and previous is not None
                 and source == f"{CUMULATIVE_ASSET}/{previous}"
-                and self.exists(CUMULATIVE_ASSET, previous)
-                and self.info(CUMULATIVE_ASSET, previous).version == df.attrs.get(VERSION_ATTR)):
-            return df.iloc[0:0], {_KIND: REFERENCE, _BASE: previous,
-                                  _VERSION: str(df.attrs[VERSION_ATTR]), _ROWS: str(len(df))}
+                and self.exists(CUMULATIVE_ASSET, previous)):
+            base = self.info(CUMULATIVE_ASSET, previous)
+            # Unchanged since it was read (same version, same rows): a reference will do.
+            if base.version == df.attrs.get(VERSION_ATTR) and base.rows == len(df):
+                return df.iloc[0:0], {_KIND: REFERENCE, _BASE: previous,
+                                      _VERSION: base.version, _ROWS: str(len(df))}
         if asset == CUMULATIVE_ASSET:
             ids = _ids_digest(df["task_id"])
             if previous is not None and self.exists(asset, previous):

@@ -81,6 +81,27 @@ INSTANCES_SCHEMA = pa.schema([
     ("drop_reason", pa.string()),
 ])
 
+#: One reviewed record (a task and one of its instances) with the answers to the paper's three
+#: questions: True/False, or null when the answer could not be parsed (`parse_error` says why).
+REVIEW_SCHEMA = pa.schema([
+    ("record_id", pa.string()),
+    ("round", pa.int64()),
+    ("task_id", pa.string()),
+    ("instruction", pa.string()),
+    ("input", pa.string()),
+    ("output", pa.string()),
+    ("is_classification", pa.bool_()),
+    ("source", pa.string()),
+    ("valid_instruction", pa.bool_()),
+    ("appropriate_input", pa.bool_()),
+    ("correct_output", pa.bool_()),
+    ("rating", pa.string()),
+    ("reason", pa.string()),
+    ("parse_error", pa.string()),
+    ("raw_answer", pa.string()),
+    ("reviewer", pa.string()),
+])
+
 _POOL_DEFAULTS: Mapping[str, object] = {
     "model": "", "request_id": "", "in_context_ids": (), "max_rouge_l": math.nan,
     "mean_rouge_l": math.nan, "most_similar": (), ROUGE_L_TO_SEED: math.nan,
@@ -112,6 +133,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     "generated_instructions": GENERATED_SCHEMA,
     "classification_labels": CLASSIFICATION_SCHEMA,
     "instances": INSTANCES_SCHEMA,
+    "quality_review": REVIEW_SCHEMA,
+    "human_review": REVIEW_SCHEMA,
 }
 
 

@@ -56,6 +56,7 @@ class RejectReason(Vocabulary):
     TRUNCATED = "truncated"
     UNPARSEABLE = "unparseable"
     SIMILAR_TO_POOL = "similar_to_pool"
+    JUDGE_INVALID = "judge_invalid"
 
 
 #: Reject reasons meaning the model's answer could not be used (a model or prompt problem).
@@ -77,6 +78,7 @@ class DropReason(Vocabulary):
     #: The text lacks the field marker the prompt always shows (`Output:` for input-first,
     #: `Class label:` for output-first), so no part of it can be read as an instance.
     MISSING_FIELD_MARKER = "missing_field_marker"
+    JUDGE_INVALID = "judge_invalid"
 
 
 class GenerationOrder(Vocabulary):
@@ -84,6 +86,30 @@ class GenerationOrder(Vocabulary):
 
     INPUT_FIRST = "input_first"
     OUTPUT_FIRST = "output_first"
+
+
+class ReviewQuestion(Vocabulary):
+    """The paper's three quality questions, asked of a judge model and of people."""
+
+    VALID_INSTRUCTION = "valid_instruction"
+    APPROPRIATE_INPUT = "appropriate_input"
+    CORRECT_OUTPUT = "correct_output"
+
+
+class ReviewSource(Vocabulary):
+    """Who answered the review questions."""
+
+    JUDGE = "judge"
+    HUMAN = "human"
+
+
+class QualityRating(Vocabulary):
+    """The paper's four-level rating of a response (its human evaluation, Section 4.4)."""
+
+    A = "A"  # valid and satisfying
+    B = "B"  # acceptable, minor imperfections
+    C = "C"  # responds to the instruction, significant errors
+    D = "D"  # irrelevant or invalid
 
 
 _WHITESPACE = re.compile(r"\s+")

@@ -378,7 +378,9 @@ class ModelClient:
                 if status == 429 and retry_after is not None:
                     state.pause_until = max(state.pause_until, time.monotonic() + retry_after)
                 attempt += 1
-                await self._backoff(attempt, retry_after, f"HTTP {status}", usage)
+                said = redact(error.message, *cfg.secrets()).strip()
+                await self._backoff(attempt, retry_after,
+                                    f"HTTP {status}" + (f" ({said})" if said else ""), usage)
                 continue
             except (EndpointTimeoutError, EndpointConnectionError,
                     MalformedResponseError) as error:

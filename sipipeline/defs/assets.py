@@ -2,6 +2,7 @@
 
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -28,6 +29,7 @@ from sipipeline.defs.partitions import (
 from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
+from sipipeline.method.funnel import funnel_lines
 from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
@@ -245,28 +247,31 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
     kinds={"parquet", "html"},
     description="Statistics of the round and of the dataset so far (the paper's figures): "
                 "funnel, classification share, instances per task, lengths, ROUGE-L to the "
-                "nearest seed, verb–noun diversity; PNG plots and an HTML report.",
+                "nearest seed, verb–noun diversity; plots embedded in the metadata, and an HTML "
+                "report file for sharing.",
 )
 def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFrame,
-                  generated_instructions: pd.DataFrame, round_store: RoundStore) -> dg.Output:
-    from sipipeline.reporting.markdown_render import render_markdown
+                  generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
+                  instances: pd.DataFrame, round_store: RoundStore) -> dg.Output:
     from sipipeline.reporting.render import render_round_report
     from sipipeline.reporting.stats import compute_dataset_stats
+    from sipipeline.reporting.ui_markdown import stats_markdown
 
     key = context.partition_key
     previous = previous_round_key(key)
     previous_table = (round_store.read("dataset_stats", previous)
                       if previous and round_store.exists("dataset_stats", previous) else None)
     stats = compute_dataset_stats(filtered_tasks, generated_instructions, round_number(key),
-                                  previous_table)
+                                  previous_table, classification_labels, instances)
     files = render_round_report(stats, filtered_tasks, round_number(key),
                                 round_store.local_dir(f"reports/{key}"))
+    context.log.info(f"{key} funnel:\n" + "\n".join(funnel_lines(stats.funnel())))
     metadata: dict = metadata_from(stats.metadata, prefix="stats/")
-    metadata["summary"] = dg.MetadataValue.md(render_markdown(stats))
-    for name, path in files.items():
-        metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))
-    if "html" in files:
-        metadata["report"] = dg.MetadataValue.url(f"file://{files['html']}")
+    figures = {name: Path(path).read_bytes() for name, path in files.items() if name != "html"}
+    for name, text in stats_markdown(stats, figures).items():
+        metadata[name] = dg.MetadataValue.md(text)
+    if "html" in files:  # the self-contained page, for sharing (the plots are embedded above)
+        metadata["report_file"] = dg.MetadataValue.path(str(files["html"]))
     table = stats.table
     return dg.Output(table, metadata={
         "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})

@@ -68,7 +68,7 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
 
 
 def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
-    return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
+    return llm.get_client(journal_path=str(store.journal_path()))
 
 
 def _complete(client: ModelClient, requests: list[CompletionRequest],
@@ -83,7 +83,8 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
 
 
 def _texts(completions: list[list]) -> list[rounds.ModelText]:
-    return [rounds.ModelText(c[0].text, c[0].finish_reason) for c in completions]
+    return [rounds.ModelText(c[0].text, c[0].finish_reason, c[0].request_key)
+            for c in completions]
 
 
 @dg.asset(

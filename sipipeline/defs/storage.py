@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from sipipeline.defs.partitions import RoundKeyError, round_number
-from sipipeline.method.schema import SCHEMAS, from_arrow, to_arrow
+from sipipeline.method.schema import SCHEMAS, conform, from_arrow, to_arrow
 from sipipeline.paths import dagster_home
 
 PARQUET_SUFFIX = ".parquet"
+JOURNAL_FILE = "llm_journal.sqlite"
 
 
 class MissingRoundError(RuntimeError):
@@ -64,7 +65,7 @@ class RoundStore(dg.ConfigurableResource):
                 f"{asset} of {round_key} is not materialized (no {path}); "
                 f"materialize {round_key} first"
             )
-        return read_parquet(path)
+        return conform(read_parquet(path), SCHEMAS.get(asset))
 
     def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
         path = self.path(asset, round_key)
@@ -107,6 +108,11 @@ class RoundStore(dg.ConfigurableResource):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+    def journal_path(self) -> Path:
+        """The response journal every model-calling asset of this store shares."""
+        return self.local_dir("journal") / JOURNAL_FILE
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):

@@ -219,6 +219,9 @@ class ModelClient:
             for start in range(0, len(missing), cfg.max_n_per_request):
                 jobs.append(_Job(request, digest, missing[start:start + cfg.max_n_per_request]))
         if jobs:
+            with contextlib.suppress(sqlite3.Error):  # prompts serve tracing, not answers
+                self.journal.record_prompts({job.prompt_digest: job.request.prompt
+                                             for job in jobs})
             state = _RunState(new_lease_owner())
             try:
                 await self._run_jobs(state, jobs, samples, purpose)

@@ -72,3 +72,23 @@ def test_the_latest_round_is_the_highest_round_number(tmp_path):
     assert isinstance(latest["instances"].iloc[0], list)
     with pytest.raises(MissingRoundError, match="no materialized round"):
         RoundStore(base_path=str(tmp_path / "empty")).latest("filtered_tasks")
+
+
+@pytest.mark.parametrize("asset", ["generated_instructions", "classification_labels",
+                                   "instances"])
+def test_rounds_stored_before_journal_keys_stay_readable_and_writable(tmp_path, asset):
+    import pyarrow.parquet as pq
+
+    from sipipeline.method.schema import SCHEMAS, frame, to_arrow
+
+    row = frame([{"task_id": "mi-1", "round": 1, "instruction": "Name a colour."}],
+                SCHEMAS[asset])
+    path = tmp_path / asset / "round_001.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(to_arrow(row, SCHEMAS[asset]).drop(["journal_key"]), path)
+    store = RoundStore(base_path=str(tmp_path))
+    table = store.read(asset, "round_001")
+    assert table["journal_key"].tolist() == [None]
+    assert table["instruction"].tolist() == ["Name a colour."]
+    store.write(asset, "round_002", table)
+    assert store.read(asset, "round_002").columns.tolist() == SCHEMAS[asset].names

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
+from sipipeline.status_cli import add_status_parser
 from sipipeline.trace_cli import add_trace_parser
 
 #: A new instance: no telemetry (the machine may be offline), and one round run at a time.
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=open_ui)
     add_export_parser(sub)
     add_trace_parser(sub)
+    add_status_parser(sub)
     return parser
 
 

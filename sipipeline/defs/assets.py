@@ -26,6 +26,7 @@ from sipipeline.defs.partitions import (
     previous_round_key,
     round_number,
 )
+from sipipeline.defs.progress_log import stage_progress
 from sipipeline.defs.resources import ModelResource
 from sipipeline.defs.storage import MissingRoundError, RoundStore
 from sipipeline.method import prompts, rounds
@@ -75,7 +76,7 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
               purpose: str) -> list[rounds.ModelText]:
     """Call the model; errors that a retry cannot fix (auth, budget) fail without retries."""
     try:
-        completions = client.complete(requests, purpose=purpose)
+        completions = client.complete(requests, purpose=purpose, progress=stage_progress())
     except ModelAccessError as error:
         raise dg.Failure(description=f"{purpose}: {error}",
                          allow_retries=bool(getattr(error, "retryable", True))) from error

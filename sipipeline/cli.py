@@ -63,8 +63,12 @@ def run_rounds(args: argparse.Namespace) -> int:
     from sipipeline.definitions import defs
     from sipipeline.defs.jobs import bootstrap_round_job
     from sipipeline.defs.partitions import bootstrap_rounds, round_key, round_number
+    from sipipeline.defs.status import stored_round_funnel
     from sipipeline.defs.storage import RoundStore
+    from sipipeline.method.funnel import funnel_lines
+    from sipipeline.model.progress import listening
     from sipipeline.paths import storage_base
+    from sipipeline.progress_display import progress_display
 
     store = RoundStore(base_path=storage_base())
     instance = dg.DagsterInstance.get()
@@ -76,8 +80,10 @@ def run_rounds(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(bootstrap_rounds.name, [key])
         print(f"sipipeline: materializing {key} (DAGSTER_HOME={home}, storage={storage_base()})",
               flush=True)
-        result = job.execute_in_process(partition_key=key, instance=instance,
-                                        run_config=run_config, raise_on_error=False)
+        with progress_display() as display, listening(display):
+            display.round_key = key
+            result = job.execute_in_process(partition_key=key, instance=instance,
+                                            run_config=run_config, raise_on_error=False)
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             cause = failure.step_failure_data.error.message.strip() if failure else "see the run"
@@ -87,6 +93,7 @@ def run_rounds(args: argparse.Namespace) -> int:
         added = int((pool["round"] == round_number(key)).sum())
         print(f"sipipeline: {key} done (run {result.run_id}): {added} new tasks, "
               f"pool {len(pool)} tasks", flush=True)
+        print("\n".join(funnel_lines(stored_round_funnel(store, key))), flush=True)
         report = store.local_dir(f"reports/{key}") / "report.html"
         if report.is_file():
             print(f"sipipeline: report {report}", flush=True)

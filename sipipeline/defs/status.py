@@ -26,6 +26,7 @@ from sipipeline.defs.automation import (
 from sipipeline.defs.jobs import ROUND_ASSETS
 from sipipeline.defs.partitions import round_key, round_number
 from sipipeline.defs.storage import RoundStore
+from sipipeline.method.funnel import FunnelStage, round_funnel
 from sipipeline.method.vocabulary import Origin
 from sipipeline.model.journal_reader import PurposeSpend, spend_by_purpose
 
@@ -131,6 +132,13 @@ def stale_partitions(instance: dg.DagsterInstance, defs: dg.Definitions,
                 + f" {c.reason}" for c in causes})) or "upstream changed"
             lines.append(f"{asset_key.to_user_string()}[{key}]: {why}")
     return lines
+
+
+def stored_round_funnel(store: RoundStore, key: str) -> list[FunnelStage]:
+    """The whole funnel of a stored round (the same stages its statistics and plot show)."""
+    return round_funnel(store.read("generated_instructions", key),
+                        store.read("classification_labels", key), store.read("instances", key),
+                        store.read("filtered_tasks", key), round_number(key))
 
 
 def _pool_counts(store: RoundStore, done_keys: list[str]) -> tuple[pd.DataFrame | None, int]:

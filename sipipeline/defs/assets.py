@@ -268,15 +268,15 @@ def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFram
     files = render_round_report(stats, filtered_tasks, round_number(key),
                                 round_store.local_dir(f"reports/{key}"))
     context.log.info(f"{key} funnel:\n" + "\n".join(funnel_lines(stats.funnel())))
-    metadata: dict = metadata_from(stats.metadata, prefix="stats/")
+    # What people read comes first; the raw numbers (for plots across rounds) after it.
     figures = {name: Path(path).read_bytes() for name, path in files.items() if name != "html"}
-    for name, text in stats_markdown(stats, figures).items():
-        metadata[name] = dg.MetadataValue.md(text)
+    metadata: dict = {name: dg.MetadataValue.md(text)
+                      for name, text in stats_markdown(stats, figures).items()}
     if "html" in files:  # the self-contained page, for sharing (the plots are embedded above)
         metadata["report_file"] = dg.MetadataValue.path(str(files["html"]))
-    table = stats.table
-    return dg.Output(table, metadata={
-        "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
+    metadata["dagster/row_count"] = dg.MetadataValue.int(len(stats.table))
+    metadata.update(metadata_from(stats.metadata, prefix="stats/"))
+    return dg.Output(stats.table, metadata=metadata)
 
 
 @dg.asset(

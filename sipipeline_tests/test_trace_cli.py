@@ -138,3 +138,18 @@ def test_text_output_and_unknown_ids(two_rounds, capsys):
     assert "Decisions:" in text and "--- prompt ---" in text and "--- completion ---" in text
     assert main(["trace", "mi-nothing", "--storage", str(harness.storage)]) == 1
     assert "no task, candidate or instance" in capsys.readouterr().err
+
+
+def test_a_seed_task_traces_to_every_request_that_showed_it(two_rounds, capsys):
+    harness = two_rounds
+    uses = {}
+    for number in (1, 2):
+        generated = harness.read("generated_instructions", number)
+        for row in generated.itertuples():
+            for task_id in row.in_context_ids:
+                if task_id.startswith("seed_task_"):
+                    uses.setdefault(task_id, set()).add(row.request_id)
+    seed_id, requests = max(uses.items(), key=lambda item: len(item[1]))
+    trace = _trace(harness, seed_id, capsys)
+    assert trace["kind"] == "seed_task"
+    assert {u["request_id"] for u in trace["used_in_context_by"]} == requests

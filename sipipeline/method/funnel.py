@@ -163,22 +163,6 @@ def round_funnel(generated: pd.DataFrame, labels: pd.DataFrame | None = None,
                                                   round_number))
 
 
-def instance_drop_counts(instances: pd.DataFrame) -> dict[str, int]:
-    """Instances kept and dropped per reason (instance-level detail beside the task funnel)."""
-    counts = {"parsed": 0, "kept": 0}
-    if instances is None or not len(instances):
-        return counts
-    reason = instances["drop_reason"]
-    placeholder = reason.astype(object).isin([DropReason.NO_VALID_INSTANCE.value]) & (
-        instances["input"].astype(str) == "") & (instances["output"].astype(str) == "")
-    real = instances[~placeholder]
-    counts["parsed"] = len(real)
-    counts["kept"] = int((real["status"].astype(str) == InstanceStatus.KEPT).sum())
-    for name, count in real["drop_reason"].dropna().astype(str).value_counts().items():
-        counts[f"dropped/{name}"] = int(count)
-    return counts
-
-
 def funnel_lines(stages: Iterable[FunnelStage]) -> list[str]:
     """Plain-text lines of the shown stages, e.g. for the command line and the run log."""
     lines = []

@@ -81,7 +81,7 @@ class DatasetStats:
         hit = self.table[(self.table["scope"] == scope) & (self.table["metric"] == metric)]
         return float(hit["value"].iloc[0]) if len(hit) else math.nan
 
-    def funnel(self, scope: str = "round") -> list[FunnelStage]:
+    def funnel(self, scope: str = ROUND) -> list[FunnelStage]:
         """The whole funnel of a scope ("round" or "cumulative"); empty when not recorded."""
         rows = self.table[(self.table["scope"] == scope)
                           & self.table["metric"].str.startswith(FUNNEL_PREFIX)]

@@ -11,7 +11,6 @@ from sipipeline.method.funnel import (
     NOVEL,
     STAGE_KEYS,
     funnel_lines,
-    instance_drop_counts,
     round_funnel,
     round_funnel_counts,
 )
@@ -84,9 +83,3 @@ def test_stages_report_what_they_removed_and_lines_show_only_informative_ones():
 def test_without_a_pool_the_tasks_with_a_kept_instance_are_added():
     generated, labels, instances, _ = _round()
     assert round_funnel_counts(generated, labels, instances)[ADDED] == 1
-
-
-def test_instance_detail_counts_parsed_kept_and_drop_reasons_but_not_placeholders():
-    _, _, instances, _ = _round()
-    assert instance_drop_counts(instances) == {
-        "parsed": 3, "kept": 1, "dropped/duplicate": 1, "dropped/empty_output": 1}

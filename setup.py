@@ -27,6 +27,9 @@ setup(
         "numpy>=1.26",
         "certifi",
         "matplotlib>=3.8",  # PNG plots of dataset_stats
+        # `sipipeline run`'s progress bars: thread-safe, keeps log lines above the bars, and
+        # already installed with Dagster (named here because sipipeline imports it directly).
+        "rich>=13",
         # Exact ROUGE-L novelty filter: rapidfuzz's bit-parallel LCS, and numba to compile the
         # inverted-index scan (benchmarks/novelty_filter.py compares it with rouge-score).
         "rapidfuzz>=3.9",

@@ -14,6 +14,8 @@ from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
 from sipipeline.review_cli import add_review_parser
 from sipipeline.run_lock import RunLock, RunLockHeldError
+from sipipeline.status_cli import add_status_parser
+from sipipeline.trace_cli import add_trace_parser
 
 #: A new instance: no telemetry (the machine may be offline), and one round run at a time.
 INSTANCE_SETTINGS = f"""\
@@ -118,8 +120,12 @@ def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> 
     from sipipeline.defs.partitions import ensure_round_partition, round_number
     from sipipeline.defs.round_slot import cli_run_tags, describe_in_flight, fail_orphaned_cli_runs
     from sipipeline.defs.run_failures import failure_summary
+    from sipipeline.defs.status import stored_round_funnel
     from sipipeline.defs.storage import RoundStore
+    from sipipeline.method.funnel import funnel_lines
+    from sipipeline.model.progress import listening
     from sipipeline.paths import storage_base
+    from sipipeline.progress_display import progress_display
 
     store = RoundStore(base_path=storage_base())
     instance = dg.DagsterInstance.get()
@@ -144,9 +150,11 @@ def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> 
         print(f"sipipeline: {decision.reason}", flush=True)
         print(f"sipipeline: materializing {key} in run {run_id} (DAGSTER_HOME={home}, "
               f"storage={storage_base()})", flush=True)
-        result = job.execute_in_process(partition_key=key, instance=instance,
-                                        run_config=run_config, raise_on_error=False,
-                                        run_id=run_id, tags=cli_run_tags())
+        with progress_display() as display, listening(display):
+            display.round_key = key
+            result = job.execute_in_process(partition_key=key, instance=instance,
+                                            run_config=run_config, raise_on_error=False,
+                                            run_id=run_id, tags=cli_run_tags())
         if not result.success:
             print(f"sipipeline: {key} failed (run {result.run_id}): "
                   f"{failure_summary(result.all_events)}", file=sys.stderr)
@@ -155,6 +163,7 @@ def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> 
         added = int((pool["round"] == round_number(key)).sum())
         print(f"sipipeline: {key} done (run {result.run_id}): {added} new tasks, "
               f"pool {len(pool)} tasks", flush=True)
+        print("\n".join(funnel_lines(stored_round_funnel(store, key))), flush=True)
         report = store.local_dir(f"reports/{key}") / "report.html"
         if report.is_file():
             print(f"sipipeline: report {report}", flush=True)
@@ -209,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=open_ui)
     add_export_parser(sub)
     add_review_parser(sub)
+    add_trace_parser(sub)
+    add_status_parser(sub)
     return parser
 
 

@@ -3,6 +3,7 @@ model) and the step that closes a round."""
 
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -30,10 +31,18 @@ from sipipeline.defs.partitions import (
     round_key,
     round_number,
 )
+from sipipeline.defs.progress_log import stage_progress
 from sipipeline.defs.resources import ModelResource
-from sipipeline.defs.storage import VERSION_ATTR, MissingRoundError, RoundStore, location_url
+from sipipeline.defs.storage import (
+    VERSION_ATTR,
+    MissingRoundError,
+    RoundStore,
+    is_remote,
+    location_url,
+)
 from sipipeline.method import parse_report, prompts, rounds
 from sipipeline.method.chat_prompts import StagePrompt
+from sipipeline.method.funnel import funnel_lines
 from sipipeline.method.seeds import load_seed_tasks
 from sipipeline.method.vocabulary import InstanceStatus, Origin
 from sipipeline.method.yield_guard import YieldGuard, generate_guarded
@@ -75,14 +84,14 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
 
 
 def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
-    return llm.get_client(journal_path=str(store.local_dir("journal") / "llm_journal.sqlite"))
+    return llm.get_client(journal_path=str(store.journal_path()))
 
 
 def _complete(client: ModelClient, requests: list[CompletionRequest],
               purpose: str) -> list[rounds.ModelText]:
     """Call the model; errors that a retry cannot fix (auth, budget) fail without retries."""
     try:
-        completions = client.complete(requests, purpose=purpose)
+        completions = client.complete(requests, purpose=purpose, progress=stage_progress())
     except ModelAccessError as error:
         raise dg.Failure(description=f"{purpose}: {error}",
                          allow_retries=bool(getattr(error, "retryable", True))) from error
@@ -107,7 +116,8 @@ def _parse_metadata(style: str, report: dict) -> dict:
 
 
 def _texts(completions: list[list]) -> list[rounds.ModelText]:
-    return [rounds.ModelText(c[0].text, c[0].finish_reason) for c in completions]
+    return [rounds.ModelText(c[0].text, c[0].finish_reason, c[0].request_key)
+            for c in completions]
 
 
 @dg.asset(
@@ -304,32 +314,37 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
     kinds={"parquet", "html"},
     description="Statistics of the round and of the dataset so far (the paper's figures): "
                 "funnel, classification share, instances per task, lengths, ROUGE-L to the "
-                "nearest seed, verb–noun diversity; PNG plots and an HTML report.",
+                "nearest seed, verb–noun diversity; plots embedded in the metadata, and an HTML "
+                "report file for sharing.",
 )
 def dataset_stats(context: dg.AssetExecutionContext, filtered_tasks: pd.DataFrame,
-                  generated_instructions: pd.DataFrame, round_store: RoundStore) -> dg.Output:
-    from sipipeline.reporting.markdown_render import render_markdown
+                  generated_instructions: pd.DataFrame, classification_labels: pd.DataFrame,
+                  instances: pd.DataFrame, round_store: RoundStore) -> dg.Output:
     from sipipeline.reporting.render import render_round_report
     from sipipeline.reporting.stats import compute_dataset_stats
+    from sipipeline.reporting.ui_markdown import stats_markdown
 
     key = context.partition_key
     previous = previous_round_key(key)
     previous_table = (round_store.read("dataset_stats", previous)
                       if previous and round_store.exists("dataset_stats", previous) else None)
     stats = compute_dataset_stats(filtered_tasks, generated_instructions, round_number(key),
-                                  previous_table)
+                                  previous_table, classification_labels, instances)
     files = render_round_report(stats, filtered_tasks, round_number(key),
                                 round_store.local_dir(f"reports/{key}"))
+    context.log.info(f"{key} funnel:\n" + "\n".join(funnel_lines(stats.funnel())))
+    # What people read comes first; the raw numbers (for plots across rounds) after it.
+    figures = {name: Path(path).read_bytes() for name, path in files.items() if name != "html"}
     files = round_store.published_files(f"reports/{key}", files)  # to the base when remote
-    metadata: dict = metadata_from(stats.metadata, prefix="stats/")
-    metadata["summary"] = dg.MetadataValue.md(render_markdown(stats))
-    for name, path in files.items():
-        metadata[f"report/{name}"] = dg.MetadataValue.path(str(path))
-    if "html" in files:
-        metadata["report"] = dg.MetadataValue.url(location_url(files["html"]))
-    table = stats.table
-    return dg.Output(table, metadata={
-        "dagster/row_count": dg.MetadataValue.int(len(table)), **metadata})
+    metadata: dict = {name: dg.MetadataValue.md(text)
+                      for name, text in stats_markdown(stats, figures).items()}
+    if "html" in files:  # the self-contained page, for sharing (the plots are embedded above)
+        metadata["report_file"] = dg.MetadataValue.path(str(files["html"]))
+        if is_remote(files["html"]):
+            metadata["report"] = dg.MetadataValue.url(location_url(files["html"]))
+    metadata["dagster/row_count"] = dg.MetadataValue.int(len(stats.table))
+    metadata.update(metadata_from(stats.metadata, prefix="stats/"))
+    return dg.Output(stats.table, metadata=metadata)
 
 
 ROUND_STEPS = (seed_pool, generated_instructions, classification_labels, instances,

@@ -27,11 +27,12 @@ from pydantic import PrivateAttr
 from upath import UPath
 
 from sipipeline.defs.partitions import RoundKeyError, previous_round_key, round_number
-from sipipeline.method.schema import SCHEMAS, from_arrow, to_arrow
+from sipipeline.method.schema import SCHEMAS, conform, from_arrow, to_arrow
 from sipipeline.paths import LOCAL_DIR_ENV, dagster_home
 
 PARQUET_SUFFIX = ".parquet"
 LOCAL_PROTOCOLS = ("", "file", "local")
+JOURNAL_FILE = "llm_journal.sqlite"
 
 
 class MissingRoundError(RuntimeError):
@@ -201,6 +202,7 @@ class RoundStore(dg.ConfigurableResource):
                         f"({base_info.version}): re-materialize {key}")
             parts.append(read_parquet(self.path(asset, key)))
         frame = pd.concat(parts[::-1], ignore_index=True) if len(parts) > 1 else parts[0]
+        frame = conform(frame, SCHEMAS.get(asset))  # tables from older versions gain columns
         frame.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: chain[0][1].version}
         return frame
 
@@ -331,6 +333,10 @@ class RoundStore(dg.ConfigurableResource):
         """Publish `local_dir(name)` and map each local file of `files` to its location."""
         self.publish(name)
         return {key: self.published(name, path) for key, path in files.items()}
+
+    def journal_path(self) -> Path:
+        """The response journal every model-calling asset of this store shares."""
+        return self.local_dir("journal") / JOURNAL_FILE
 
 
 def location_url(location: str) -> str:

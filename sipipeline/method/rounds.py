@@ -125,10 +125,15 @@ def plan_generation_prompts(pool: pd.DataFrame, round_number: int, num_prompts: 
 
 @dataclass(frozen=True)
 class ModelText:
-    """The part of a model response the method needs."""
+    """The part of a model response the method needs.
+
+    `journal_key` names the sample in the response journal, so a record can be traced back
+    to the exact prompt and completion that produced it ("" when unknown).
+    """
 
     text: str
     finish_reason: str
+    journal_key: str = ""
 
 
 def _similar_records(entries: list[dict], comparison_ids: list[str],
@@ -163,6 +168,7 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
                 "model": model,
                 "finish_reason": response.finish_reason,
                 "parsed_as": parsed_as,
+                "journal_key": response.journal_key,
                 "status": (CandidateStatus.REJECTED if item.reject_reason
                            else CandidateStatus.ACCEPTED),
                 "reject_reason": item.reject_reason,
@@ -241,6 +247,7 @@ def classification_frame(accepted: pd.DataFrame, prompt_texts: Sequence[str],
             "is_classification": is_classification,
             "raw_answer": response.text,
             "request_id": stable_id("rq", "classify", text),
+            "journal_key": response.journal_key,
             "model": model,
             "parsed_as": parsed_as,
             "label_problem": problem,
@@ -312,6 +319,7 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
                 "output": instance.output,
                 "generation": order,
                 "request_id": request_id,
+                "journal_key": response.journal_key,
                 "model": model,
                 "status": InstanceStatus.DROPPED if instance.drop_reason else InstanceStatus.KEPT,
                 "drop_reason": instance.drop_reason,
@@ -322,7 +330,8 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
                 "instance_id": stable_id("in", row.task_id, "", ""), "task_id": row.task_id,
                 "round": row.round, "instruction": row.instruction,
                 "is_classification": bool(row.is_classification), "input": "", "output": "",
-                "generation": order, "request_id": request_id, "model": model,
+                "generation": order, "request_id": request_id,
+                "journal_key": response.journal_key, "model": model,
                 "status": InstanceStatus.DROPPED,
                 "drop_reason": task_reason or DropReason.UNPARSEABLE, "parsed_as": parsed_as,
             })

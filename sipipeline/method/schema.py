@@ -55,6 +55,7 @@ GENERATED_SCHEMA = pa.schema([
     ("mean_rouge_l", pa.float64()),
     ("most_similar", pa.list_(SIMILAR)),
     ("task_id", pa.string()),
+    ("journal_key", pa.string()),
 ])
 
 CLASSIFICATION_SCHEMA = pa.schema([
@@ -67,6 +68,7 @@ CLASSIFICATION_SCHEMA = pa.schema([
     ("model", pa.string()),
     ("parsed_as", pa.string()),
     ("label_problem", pa.string()),
+    ("journal_key", pa.string()),
 ])
 
 INSTANCES_SCHEMA = pa.schema([
@@ -83,6 +85,7 @@ INSTANCES_SCHEMA = pa.schema([
     ("status", pa.string()),
     ("drop_reason", pa.string()),
     ("parsed_as", pa.string()),
+    ("journal_key", pa.string()),
 ])
 
 #: One reviewed record (a task and one of its instances) with the answers to the paper's three
@@ -163,6 +166,18 @@ def to_arrow(df: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
 def is_missing(value: object) -> bool:
     """None or NaN: how a missing value arrives from pandas."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def conform(df: pd.DataFrame, schema: pa.Schema | None) -> pd.DataFrame:
+    """A table stored before a column was added gets that column (missing values), so old
+    rounds stay readable and writable."""
+    if schema is None:
+        return df
+    for name in schema.names:
+        if name not in df.columns:
+            is_list = pa.types.is_list(schema.field(name).type)
+            df[name] = [[] if is_list else None for _ in range(len(df))]
+    return df
 
 
 def from_arrow(table: pa.Table) -> pd.DataFrame:

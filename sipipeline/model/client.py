@@ -45,6 +45,7 @@ from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
+from sipipeline.model.progress import ProgressCallback, ProgressMeter
 from sipipeline.model.redaction import redact
 from sipipeline.model.transports import (
     EndpointConnectionError,
@@ -124,16 +125,18 @@ class ModelClient:
                 f"api={self.config.api!r})")
 
     # ----------------------------------------------------------------- public API
-    def complete(self, requests: Sequence[CompletionRequest], *, purpose: str
-                 ) -> list[list[Completion]]:
+    def complete(self, requests: Sequence[CompletionRequest], *, purpose: str,
+                 progress: ProgressCallback | None = None) -> list[list[Completion]]:
         """One list of exactly n completions per request, in request order.
 
         Raises ModelAccessError when retries are exhausted, authentication fails or the budget
         would be exceeded; every sample received before that stays in the journal.
+        `progress`, when given, gets a `Progress` at the start, every `TICK_S` while requests
+        are out, and when all are answered (from the client's loop thread).
         """
         if self._closed:
             raise ModelAccessError("the model client is closed")
-        return self._run(self._complete(list(requests), purpose))
+        return self._run(self._complete(list(requests), purpose, progress))
 
     def usage(self, purpose: str | None = None) -> Usage:
         """What this client used for `purpose` (a purpose never seen: zeros), or in total."""
@@ -224,8 +227,8 @@ class ModelClient:
         except Exception as error:  # e.g. a full disk: stop sending, report it
             self._journal_error = error
 
-    async def _complete(self, requests: list[CompletionRequest], purpose: str
-                        ) -> list[list[Completion]]:
+    async def _complete(self, requests: list[CompletionRequest], purpose: str,
+                        progress: ProgressCallback | None = None) -> list[list[Completion]]:
         cfg = self.config
         usage = self._usage[purpose]
         digests = [prompt_key(cfg.endpoint_id, cfg.model, cfg.api, r) for r in requests]
@@ -253,11 +256,20 @@ class ModelClient:
             samples[digest] = row
             for start in range(0, len(missing), cfg.max_n_per_request):
                 jobs.append(Job(request, digest, missing[start:start + cfg.max_n_per_request]))
+        meter = ProgressMeter(purpose, samples, usage, progress) if progress else None
+        if meter is not None:
+            meter.report()
         if jobs:
+            with contextlib.suppress(sqlite3.Error):  # prompts serve tracing, not answers
+                self.journal.record_prompts({job.prompt_digest: job.request.prompt
+                                             for job in jobs})
             state = RunState(new_lease_owner())
+            ticker = asyncio.ensure_future(meter.keep_reporting()) if meter else None
             try:
                 await self._run_jobs(state, jobs, samples, purpose)
             finally:
+                if ticker is not None:
+                    ticker.cancel()
                 self._flush_journal()
                 self._end_leases(state.owner)
             if self._journal_error is not None:
@@ -267,6 +279,8 @@ class ModelClient:
                     f"{type(error).__name__}: {error}")
             if state.error is not None:
                 raise state.error
+        if meter is not None:
+            meter.report(finished=True)
         return [samples[d][:r.n] for d, r in zip(digests, requests, strict=True)]  # type: ignore[misc]
 
     async def _run_jobs(self, state: RunState, jobs: list[Job],

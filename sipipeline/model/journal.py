@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +101,11 @@ class ResponseJournal:
                 created_at REAL NOT NULL)"""
         )
         self._db.execute(
+            """CREATE TABLE IF NOT EXISTS prompts (
+                prompt_key TEXT PRIMARY KEY,
+                prompt TEXT NOT NULL)"""
+        )
+        self._db.execute(
             """CREATE TABLE IF NOT EXISTS leases (
                 request_key TEXT PRIMARY KEY,
                 owner TEXT NOT NULL,
@@ -131,6 +136,13 @@ class ResponseJournal:
             self._db.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?,?,?,?)", calls)
             self._db.executemany("DELETE FROM leases WHERE request_key = ?",
                                  [(row[0],) for row in samples])
+
+    def record_prompts(self, prompts: Mapping[str, str]) -> None:
+        """The text of each prompt by its key, so a sample can be traced to what was asked."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO prompts VALUES (?,?)",
+                                 list(prompts.items()))
 
     def claim(self, groups: Sequence[Sequence[str]], owner: str, ttl_s: float
               ) -> list[Claim]:

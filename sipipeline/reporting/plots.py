@@ -110,30 +110,36 @@ def plot_rouge_to_seed(stats: DatasetStats, path: Path) -> str:
     return _save(figure, path)
 
 
+def _funnel_bars(stats: DatasetStats) -> list[tuple[str, str]]:
+    """(scope, title) of the scopes whose stats carry a funnel."""
+    scopes = ((ROUND, f"round {stats.round_number}"),
+              (CUMULATIVE, f"rounds 1–{stats.round_number}"))
+    return [(scope, title) for scope, title in scopes if stats.funnel(scope)]
+
+
 def plot_funnel(stats: DatasetStats, path: Path) -> str:
-    """Accepted vs rejected-by-reason candidates, for the round and cumulatively."""
-    table = stats.table
-    scopes = [(scope, title) for scope, title in ((ROUND, f"round {stats.round_number}"),
-                                                  (CUMULATIVE, f"rounds 1–{stats.round_number}"))
-              if ((table["scope"] == scope) & (table["metric"] == "instructions_generated")).any()]
-    figure, axes = plt.subplots(1, max(1, len(scopes)), figsize=(12, 3.8), squeeze=False)
+    """The whole funnel, candidates to "added to the pool", for the round and cumulatively.
+
+    One bar per stage that removed something (and per milestone), its length what remains.
+    """
+    scopes = _funnel_bars(stats)
+    shown = {stage.key for scope, _ in scopes for stage in stats.funnel(scope) if stage.shown}
+    figure, axes = plt.subplots(1, max(1, len(scopes)), figsize=(13, 4.6), squeeze=False)
     for ax, (scope, title) in zip(axes[0], scopes, strict=False):
-        rows = table[table["scope"] == scope]
-        values = dict(zip(rows["metric"], rows["value"], strict=True))
-        labels = ["accepted"] + [m.split("/", 1)[1].replace("_", " ") for m in values
-                                 if m.startswith("rejected/") and values[m] > 0]
-        counts = [values.get("instructions_accepted", 0)] + [
-            values[m] for m in values if m.startswith("rejected/") and values[m] > 0]
-        colors = [SEED] + [LINE] * (len(labels) - 1)
-        positions = np.arange(len(labels))[::-1]
+        bars = [(stage.label, stage.count, stage.removed)
+                for stage in stats.funnel(scope) if stage.key in shown]
+        positions = np.arange(len(bars))[::-1]
+        counts = [count for _, count, _ in bars]
+        colors = [SEED if index == len(bars) - 1 else FILL for index in range(len(bars))]
         ax.barh(positions, counts, color=colors)
-        ax.set_yticks(positions, labels, fontsize=8)
-        for y, count in zip(positions, counts, strict=True):
-            ax.text(count, y, f" {int(count):,}", va="center", fontsize=8)
-        generated = values.get("instructions_generated", 0)
-        ax.set_title(f"{title}: {int(generated):,} candidates")
-        ax.set_xlabel("instructions")
-        ax.margins(x=0.15)
+        ax.set_yticks(positions, [label for label, _, _ in bars], fontsize=7)
+        for y, (_, count, removed) in zip(positions, bars, strict=True):
+            note = f" {int(count):,}" + (f"  (−{int(removed):,})" if removed else "")
+            ax.text(count, y, note, va="center", fontsize=7)
+        ax.set_title(f"{title}: {int(counts[0]) if counts else 0:,} candidates → "
+                     f"{int(counts[-1]) if counts else 0:,} added", fontsize=9)
+        ax.set_xlabel("instructions remaining")
+        ax.margins(x=0.25)
     if not scopes:
         axes[0][0].text(0.5, 0.5, "no generation funnel", ha="center")
         axes[0][0].set_axis_off()

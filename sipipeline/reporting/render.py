@@ -50,8 +50,7 @@ def render_plots(stats: DatasetStats, pool: pd.DataFrame, round_number: int,
     files: dict[str, str] = {}
     files["lengths"] = plots.plot_lengths(pool, round_number, out / "lengths.png")
     files["rouge_l_to_seed"] = plots.plot_rouge_to_seed(stats, out / "rouge_l_to_seed.png")
-    if ((stats.table["metric"] == "instructions_generated")
-            & stats.table["scope"].isin([ROUND, CUMULATIVE])).any():
+    if stats.funnel(ROUND) or stats.funnel(CUMULATIVE):
         files["funnel"] = plots.plot_funnel(stats, out / "funnel.png")
     if len(stats.top_verbs):
         scope = f"rounds 1–{round_number}" if round_number else "dataset"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sipipeline.method.funnel import FunnelStage, round_funnel_counts, stages_from_counts
 from sipipeline.method.vocabulary import CandidateStatus, Origin, RejectReason
 from sipipeline.reporting import facts, verbs
 from sipipeline.reporting.facts import word_count
@@ -37,6 +38,7 @@ REJECT_REASONS = RejectReason.values()
 FUNNEL_COUNTS = ("instructions_generated", "instructions_accepted", "instructions_rejected")
 ROUGE_BIN_EDGES = np.linspace(0.0, 1.0, 21)
 ROUGE_HIST_PREFIX = "rouge_l_to_seed_hist/"
+FUNNEL_PREFIX = "funnel/"
 
 # Metrics that are ratios or averages (float metadata); every other metric is a count (int).
 RATIO_METRICS = {
@@ -78,6 +80,15 @@ class DatasetStats:
         """One number of the table (NaN when absent), for tests and reports."""
         hit = self.table[(self.table["scope"] == scope) & (self.table["metric"] == metric)]
         return float(hit["value"].iloc[0]) if len(hit) else math.nan
+
+    def funnel(self, scope: str = ROUND) -> list[FunnelStage]:
+        """The whole funnel of a scope ("round" or "cumulative"); empty when not recorded."""
+        rows = self.table[(self.table["scope"] == scope)
+                          & self.table["metric"].str.startswith(FUNNEL_PREFIX)]
+        if not len(rows):
+            return []
+        return stages_from_counts({metric[len(FUNNEL_PREFIX):]: value for metric, value
+                                   in zip(rows["metric"], rows["value"], strict=True)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +237,7 @@ def _previous_cumulative_funnel(previous_table: pd.DataFrame | None) -> dict[str
     rows = previous_table[previous_table["scope"] == CUMULATIVE]
     pairs = zip(rows["metric"], rows["value"], strict=True)
     return {metric: float(value) for metric, value in pairs
-            if metric in FUNNEL_COUNTS or metric.startswith("rejected/")
+            if metric in FUNNEL_COUNTS or metric.startswith(("rejected/", FUNNEL_PREFIX))
             or metric == "funnel_rounds"}
 
 
@@ -248,15 +259,30 @@ def _column(frame: pd.DataFrame | None, name: str) -> pd.Series:
     return frame[name]
 
 
+def whole_funnel_metrics(pool: pd.DataFrame, generated: pd.DataFrame | None,
+                         labels: pd.DataFrame | None, instances: pd.DataFrame | None,
+                         round_number: int) -> dict[str, float]:
+    """`funnel/<stage>` counts of the round's whole funnel (see `sipipeline.method.funnel`);
+    none unless all three of the round's tables are given (a partial funnel would mislead)."""
+    if generated is None or labels is None or instances is None:
+        return {}
+    counts = round_funnel_counts(generated, labels, instances, pool, round_number)
+    return {f"{FUNNEL_PREFIX}{key}": count for key, count in counts.items()}
+
+
 def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, round_number: int,
-                          previous_table: pd.DataFrame | None = None) -> DatasetStats:
+                          previous_table: pd.DataFrame | None = None,
+                          labels: pd.DataFrame | None = None,
+                          instances: pd.DataFrame | None = None) -> DatasetStats:
     """Statistics of round N and of rounds 1..N (see module docstring for definitions).
 
     `pool` is the cumulative pool after round N (`filtered_tasks[N]`, seeds included), with
     the per-task facts of `sipipeline.reporting.facts` stored as columns (rows without them
     are computed here, so the result is the same either way);
-    `generated` is round N's `generated_instructions`; `previous_table` is round N−1's
-    `DatasetStats.table` (None in round 1), whose cumulative funnel this round's is added to.
+    `generated`, `labels` and `instances` are round N's `generated_instructions`,
+    `classification_labels` and `instances` (the last two complete the funnel);
+    `previous_table` is round N−1's `DatasetStats.table` (None in round 1), whose cumulative
+    funnel this round's is added to.
     """
     pool = facts.with_task_facts(pool)
     origin = _column(pool, "origin").astype(str)
@@ -277,7 +303,8 @@ def compute_dataset_stats(pool: pd.DataFrame, generated: pd.DataFrame | None, ro
     machine_pairs = facts.verb_pairs(machine)
     seed_pairs = facts.verb_pairs(seeds)
 
-    round_funnel = funnel_metrics(generated)
+    round_funnel = {**funnel_metrics(generated),
+                    **whole_funnel_metrics(pool, generated, labels, instances, round_number)}
     cumulative_funnel = _cumulative_funnel(round_funnel,
                                            _previous_cumulative_funnel(previous_table))
     scope_metrics: dict[str, dict[str, float]] = {

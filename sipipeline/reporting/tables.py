@@ -9,7 +9,7 @@ decimals) plus notes. The Markdown renderer (`markdown_render`) and the HTML ren
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sipipeline.reporting.stats import (
@@ -84,6 +84,26 @@ def format_value(metric: str, value: float | None) -> str:
     return f"{value:.2f}"
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """`value` rounded to `digits` significant digits, without exponent (1,230 · 15.9 · 0.123)."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    places = digits - 1 - math.floor(math.log10(abs(value)))
+    rounded = round(value, places)
+    return f"{rounded:.{places}f}" if places > 0 else f"{int(rounded):,}"
+
+
+def format_for_people(metric: str, value: float | None) -> str:
+    """Counts exact with thousands separators; shares and averages to 3 significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if metric in SHARE_METRICS:
+        return f"{significant(100 * value)}%"
+    if metric_kind(metric) is int:
+        return f"{int(round(value)):,}"
+    return significant(value)
+
+
 def scope_labels(stats: DatasetStats) -> list[tuple[str, str]]:
     """(scope, column title) of the scopes present, in display order."""
     present = set(stats.table["scope"])
@@ -93,7 +113,9 @@ def scope_labels(stats: DatasetStats) -> list[tuple[str, str]]:
     return [(scope, titles[scope]) for scope in (ROUND, CUMULATIVE, SEEDS) if scope in present]
 
 
-def summary_section(stats: DatasetStats) -> ReportSection:
+def summary_section(stats: DatasetStats,
+                    formatter: Callable[[str, float | None], str] = format_value
+                    ) -> ReportSection:
     """The paper's Table 1 figures per scope, with GPT-3's next to them."""
     scopes = scope_labels(stats)
     known = set(stats.table["metric"])
@@ -102,9 +124,9 @@ def summary_section(stats: DatasetStats) -> ReportSection:
         if metric not in known:
             continue
         paper = PAPER_FIGURES.get(metric)
-        rows.append([label, *[format_value(metric, stats.value(scope, metric))
+        rows.append([label, *[formatter(metric, stats.value(scope, metric))
                               for scope, _ in scopes],
-                     format_value(metric, paper) if paper is not None else ""])
+                     formatter(metric, paper) if paper is not None else ""])
     columns = ["metric", *[title for _, title in scopes], "paper (GPT-3)"]
     title = (f"Dataset statistics, round {stats.round_number}" if stats.round_number
              else "Dataset statistics")
@@ -112,9 +134,44 @@ def summary_section(stats: DatasetStats) -> ReportSection:
 
 
 def funnel_section(stats: DatasetStats) -> ReportSection | None:
+    """The whole funnel, candidates to "added to the pool" (None without a funnel).
+
+    Stats recorded before the whole funnel existed show their candidate counts instead.
+    """
+    scopes = [(scope, t) for scope, t in scope_labels(stats) if scope in (ROUND, CUMULATIVE)]
+    if not scopes or not any(stats.funnel(scope) for scope, _ in scopes):
+        return _candidate_funnel_section(stats, scopes)
+    by_scope = {scope: {stage.key: stage for stage in stats.funnel(scope)} for scope, _ in scopes}
+    order = [stage.key for stage in stats.funnel(scopes[0][0])]
+    rows = []
+    for key in order:
+        stages = [by_scope[scope].get(key) for scope, _ in scopes]
+        if not any(stage is not None and stage.shown for stage in stages):
+            continue
+        label = next(stage.label for stage in stages if stage is not None)
+        cells = []
+        for stage in stages:
+            cells += (["–", ""] if stage is None else
+                      [f"{stage.count:,}", f"−{stage.removed:,}" if stage.removed else ""])
+        rows.append([label, *cells])
+    columns = ["stage", *[c for _, title in scopes for c in (title, "removed")]]
+    return ReportSection("Funnel: candidates to the pool", 3,
+                         ReportTable.of(columns, rows, range(1, len(columns))),
+                         notes=_funnel_notes(stats))
+
+
+def _funnel_notes(stats: DatasetStats) -> tuple[str, ...]:
+    rounds = stats.value(CUMULATIVE, "funnel_rounds")
+    if stats.round_number and not math.isnan(rounds) and rounds < stats.round_number:
+        return (f"Cumulative funnel covers {int(rounds)} of {stats.round_number} "
+                "rounds (earlier rounds' statistics were not available).",)
+    return ()
+
+
+def _candidate_funnel_section(stats: DatasetStats,
+                              scopes: list[tuple[str, str]]) -> ReportSection | None:
     """Candidates generated, accepted and rejected per reason (None without a funnel)."""
     known = set(stats.table["metric"])
-    scopes = [(scope, t) for scope, t in scope_labels(stats) if scope in (ROUND, CUMULATIVE)]
     if not scopes or "instructions_generated" not in known:
         return None
     rows = []
@@ -127,13 +184,9 @@ def funnel_section(stats: DatasetStats) -> ReportSection | None:
                  if metric.startswith("rejected/") else metric.replace("_", " "))
         rows.append([label, *[format_value(metric, v) for v in values]])
     columns = ["stage", *[t for _, t in scopes]]
-    notes = []
-    rounds = stats.value(CUMULATIVE, "funnel_rounds")
-    if stats.round_number and not math.isnan(rounds) and rounds < stats.round_number:
-        notes.append(f"Cumulative funnel covers {int(rounds)} of {stats.round_number} "
-                     "rounds (earlier rounds' statistics were not available).")
     return ReportSection("Instruction funnel", 3,
-                         ReportTable.of(columns, rows, range(1, len(columns))), notes=tuple(notes))
+                         ReportTable.of(columns, rows, range(1, len(columns))),
+                         notes=_funnel_notes(stats))
 
 
 def verb_noun_section(stats: DatasetStats) -> ReportSection:

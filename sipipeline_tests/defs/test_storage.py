@@ -150,3 +150,23 @@ def test_a_starting_pool_changed_after_it_was_read_is_stored_whole(tmp_path):
     store.write("seed_pool", "round_002", fewer)
     assert store.info("seed_pool", "round_002").kind == FULL
     assert len(store.read("seed_pool", "round_002")) == 175
+
+
+@pytest.mark.parametrize("asset", ["generated_instructions", "classification_labels",
+                                   "instances"])
+def test_rounds_stored_before_journal_keys_stay_readable_and_writable(tmp_path, asset):
+    import pyarrow.parquet as pq
+
+    from sipipeline.method.schema import SCHEMAS, frame, to_arrow
+
+    row = frame([{"task_id": "mi-1", "round": 1, "instruction": "Name a colour."}],
+                SCHEMAS[asset])
+    path = tmp_path / asset / "round_001.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(to_arrow(row, SCHEMAS[asset]).drop(["journal_key"]), path)
+    store = RoundStore(base_path=str(tmp_path))
+    table = store.read(asset, "round_001")
+    assert table["journal_key"].tolist() == [None]
+    assert table["instruction"].tolist() == ["Name a colour."]
+    store.write(asset, "round_002", table)
+    assert store.read(asset, "round_002").columns.tolist() == SCHEMAS[asset].names

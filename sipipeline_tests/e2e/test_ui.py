@@ -4,8 +4,9 @@ One module-scoped session starts the fake OpenAI endpoint and `dagster dev`, run
 round 2 of `bootstrap_round_job` through GraphQL (as the launchpad would), notes what the UI
 reports, then re-runs round 1 with fresh samples. The tests read that session through GraphQL
 (assets, partitions, lineage, staleness, checks) and through headless Chromium (the asset graph,
-a partition page, the checks tab), saving screenshots under `test-artifacts/ui/`. Without
-Chromium the browser tests are skipped with the reason printed to the terminal.
+a partition page, the checks tab, the plots and summary of `dataset_stats`), saving screenshots
+under `test-artifacts/ui/`. Without Chromium the browser tests are skipped with the reason
+printed to the terminal.
 """
 
 from __future__ import annotations
@@ -389,3 +390,87 @@ def test_the_checks_tab_lists_the_blocking_checks(browser, ui):
     assert listing.count("Succeeded") == len(CHECKS["filtered_tasks"]), listing
     assert "Failed" not in listing
     (ARTIFACTS / "filtered_tasks_checks.txt").write_text(text, encoding="utf-8")
+
+
+# The plots of dataset_stats are Markdown metadata with images embedded as data URIs; the UI
+# shows a long Markdown entry behind "[Show Markdown]", in a dialog.
+FIND_MARKDOWN_LINK = """((label) => {
+  const row = [...document.querySelectorAll('tr')].find(
+      r => r.cells.length > 1 && r.cells[0].innerText.trim() === label);
+  if (!row) return 'no row';
+  const links = [...row.querySelectorAll('*')].filter(
+      e => e.innerText && e.innerText.trim() === '[Show Markdown]');
+  if (!links.length) return 'inline';
+  const link = links[links.length - 1];  // the innermost: what the pointer lands on
+  link.scrollIntoView({block: 'center'});
+  const box = link.getBoundingClientRect();
+  return {x: box.left + box.width / 2, y: box.top + box.height / 2};
+})(%s)"""
+
+
+def open_markdown(browser: Chromium, label: str) -> str:
+    """Click the entry's "[Show Markdown]" as a person would; "inline" when shown in place."""
+    where = browser.evaluate(FIND_MARKDOWN_LINK % json.dumps(label))
+    if not isinstance(where, dict):
+        return where
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", type=kind, x=where["x"], y=where["y"],
+                     button="left", clickCount=1)
+    return "dialog"
+
+
+EMBEDDED_IMAGES = """(() => [...document.querySelectorAll('img')]
+  .filter(i => i.src.startsWith('data:image/png;base64,'))
+  .map(i => ({complete: i.complete, width: i.naturalWidth, height: i.naturalHeight})))()"""
+
+SUMMARY_TABLE = """(() => [...document.querySelectorAll('table')].map(t => t.innerText)
+  .filter(t => t.includes('paper (GPT-3)') && t.includes('instruction words, mean')))()"""
+
+
+def press_escape(browser: Chromium) -> None:
+    for kind in ("keyDown", "keyUp"):
+        browser.call("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape",
+                     windowsVirtualKeyCode=27)
+
+
+PLOTS = ("funnel", "lengths", "rouge_l_to_seed")
+
+
+def _poll(browser: Chromium, expression: str, ready, timeout_s: float = 60.0):
+    """Evaluate until `ready(value)` holds (a wait for rendering, not a speed check)."""
+    deadline = time.monotonic() + timeout_s
+    value = None
+    while time.monotonic() < deadline:
+        value = browser.evaluate(expression)
+        if ready(value):
+            return value
+        time.sleep(0.5)
+    return value
+
+
+def test_dataset_stats_shows_its_plots_as_images_and_a_summary_table(browser, ui):
+    show(browser, f"{ui.dev.url}/assets/dataset_stats?view=partitions&partition=round_002",
+         ["round_002", "summary", "funnel", *[f"plots/{name}" for name in PLOTS]],
+         "dataset_stats_round_002.png")
+    for name in PLOTS:
+        label = f"plots/{name}"
+        where = open_markdown(browser, label)
+        assert where == "dialog", f"{label}: {where}"
+        images = _poll(browser, EMBEDDED_IMAGES,
+                       lambda found: bool(found) and all(i["complete"] for i in found))
+        assert images, f"{label}: no embedded image on the page"
+        assert all(i["width"] > 0 and i["height"] > 0 for i in images), f"{label}: {images}"
+        time.sleep(0.5)
+        browser.screenshot(ARTIFACTS / f"dataset_stats_{name}.png")
+        press_escape(browser)
+        assert _poll(browser, EMBEDDED_IMAGES, lambda found: not found, timeout_s=10) == [], \
+            f"{label}: the dialog stays open"
+
+    if open_markdown(browser, "summary") == "dialog":
+        tables = _poll(browser, SUMMARY_TABLE, bool)
+    else:
+        tables = browser.evaluate(SUMMARY_TABLE)
+    assert tables, "the summary table is not rendered"
+    assert "round 2" in tables[0] and "rounds 1–2" in tables[0]
+    browser.screenshot(ARTIFACTS / "dataset_stats_summary.png")
+    (ARTIFACTS / "dataset_stats_summary.txt").write_text(tables[0], encoding="utf-8")

@@ -9,6 +9,7 @@ from sipipeline.reporting.stats import compute_dataset_stats
 from sipipeline_tests.support.export_cases import export_pool
 from sipipeline_tests.support.stats_cases import (
     generated_candidates,
+    round_tables,
     synthetic_pool,
     through_parquet,
 )
@@ -19,11 +20,13 @@ def two_rounds():
     pool = synthetic_pool()
     round_1 = compute_dataset_stats(
         pool[pool["round"] <= 1],
-        generated_candidates(1, ["a", "b"], ["too_short", "too_short"]), 1)
+        generated_candidates(1, ["a", "b"], ["too_short", "too_short"], ["mi-1", "mi-2"]), 1,
+        None, *round_tables(pool, 1))
     round_2 = compute_dataset_stats(
         pool, generated_candidates(2, ["c", "d", "e"],
-                                   ["similar_to_pool", "blacklisted_word", None]), 2,
-        through_parquet(round_1.table))
+                                   ["similar_to_pool", "blacklisted_word", None],
+                                   ["mi-3", "mi-4", "mi-5"]), 2,
+        through_parquet(round_1.table), *round_tables(pool, 2))
     return pool, round_1, round_2
 
 

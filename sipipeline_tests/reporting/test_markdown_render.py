@@ -36,7 +36,7 @@ def test_stats_markdown_shows_every_section(two_rounds):
     _, _, stats = two_rounds
     text = render_markdown(stats)
     assert text.startswith("## Dataset statistics, round 2\n\n| metric | round 2 |")
-    assert "### Instruction funnel" in text
+    assert "### Funnel: candidates to the pool" in text
     assert "### Top root verbs and their direct-object nouns" in text
     assert "Verb–noun parsing: " in text
 

@@ -38,7 +38,7 @@ def test_summary_has_one_column_per_scope_and_the_paper(two_rounds):
     assert summary_section(stats).title == "Dataset statistics, round 2"
 
 
-def test_funnel_lists_stages_and_nonzero_reasons(two_rounds):
+def test_funnel_runs_from_candidates_to_the_pool_with_what_each_stage_removed(two_rounds):
     _, _, stats = two_rounds
     section = funnel_section(stats)
     assert section.table.columns == ("stage", "round 2", "rounds 1–2")
@@ -47,6 +47,18 @@ def test_funnel_lists_stages_and_nonzero_reasons(two_rounds):
     assert rows["acceptance rate"] == ["50.0%", "50.0%"]
     assert rows["rejected: too short"] == ["0", "2"]
     assert "rejected: too long" not in rows  # zero in every scope
+
+
+    frame = section.table.to_frame().set_index("stage")
+    assert list(frame.columns) == ["round 2", "removed", "rounds 1–2", "removed"]
+    rows = {label: list(cells) for label, cells in zip(frame.index, frame.values, strict=True)}
+    assert rows["candidates parsed from the responses"] == ["6", "", "10", ""]
+    assert rows["minus too short (≤ 3 words)"] == ["6", "", "8", "−2"]
+    assert rows["minus a blacklisted word"] == ["5", "−1", "7", "−1"]
+    assert rows["novel (ROUGE-L to the pool below the threshold)"] == ["3", "−2", "5", "−2"]
+    assert rows["added to the pool"] == ["3", "", "5", ""]
+    assert "minus too long (> 150 words)" not in rows  # removes nothing in any scope
+    assert list(rows)[-1] == "added to the pool"
     assert section.notes == ()
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from sipipeline.method.schema import GENERATED_SCHEMA, frame, pool_frame
+from sipipeline.method.schema import (
+    CLASSIFICATION_SCHEMA,
+    GENERATED_SCHEMA,
+    INSTANCES_SCHEMA,
+    frame,
+    pool_frame,
+)
 
 SEEDS_TEXT = [
     "Write a poem about the ocean.",
@@ -44,9 +50,11 @@ def synthetic_pool() -> pd.DataFrame:
     return pool_frame(rows)
 
 
-def generated_candidates(round_number, accepted, rejected_reasons):
+def generated_candidates(round_number, accepted, rejected_reasons, task_ids=None):
+    task_ids = task_ids or [None] * len(accepted)
     rows = [{"candidate_id": f"c{round_number}-{i}", "round": round_number, "instruction": text,
-             "status": "accepted", "reject_reason": None} for i, text in enumerate(accepted)]
+             "status": "accepted", "reject_reason": None, "task_id": task_id}
+            for i, (text, task_id) in enumerate(zip(accepted, task_ids, strict=True))]
     rows += [{"candidate_id": f"x{round_number}-{i}", "round": round_number, "instruction": "x",
               "status": "rejected", "reject_reason": reason}
              for i, reason in enumerate(rejected_reasons)]
@@ -55,3 +63,18 @@ def generated_candidates(round_number, accepted, rejected_reasons):
 
 def through_parquet(table: pd.DataFrame) -> pd.DataFrame:
     return pa.Table.from_pandas(table, preserve_index=False).to_pandas()
+
+
+def round_tables(pool: pd.DataFrame, round_number: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Labels and instances of a round whose accepted tasks are the pool's tasks of that round
+    (every instance kept)."""
+    machine = pool[(pool["origin"] == "machine") & (pool["round"] == round_number)]
+    labels = frame([{"task_id": t.task_id, "round": round_number, "instruction": t.instruction,
+                     "is_classification": t.is_classification, "raw_answer": "No"}
+                    for t in machine.itertuples()], CLASSIFICATION_SCHEMA)
+    instances = frame([{"instance_id": f"in-{t.task_id}-{i}", "task_id": t.task_id,
+                        "round": round_number, "input": item["input"],
+                        "output": item["output"], "status": "kept", "drop_reason": None}
+                       for t in machine.itertuples()
+                       for i, item in enumerate(t.instances)], INSTANCES_SCHEMA)
+    return labels, instances

@@ -125,10 +125,10 @@ def test_review_runs_never_hold_up_or_block_the_next_round(reviewed):
     round_run = instance.get_runs(filters=dg.RunsFilter(job_name="bootstrap_round_job"))[0]
     review_run = instance.get_runs(filters=dg.RunsFilter(job_name="__ASSET_JOB"))[0]
     assert review_run.asset_selection == {REVIEW}
-    for status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED):
-        create_run_for_test(instance, job_name="__ASSET_JOB", status=status,
-                            tags={"dagster/partition": "round_001"},
-                            asset_selection=set(OFF_ROUND_ASSETS))
+    made = [create_run_for_test(instance, job_name="__ASSET_JOB", status=status,
+                                tags={"dagster/partition": "round_001"},
+                                asset_selection=set(OFF_ROUND_ASSETS))
+            for status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED)]
     latest, in_flight = round_runs(instance)
     assert latest[1].run_id == round_run.run_id and not in_flight
     round_assets_run = create_run_for_test(
@@ -137,6 +137,8 @@ def test_review_runs_never_hold_up_or_block_the_next_round(reviewed):
         asset_selection={dg.AssetKey("instances"), REVIEW})
     latest, in_flight = round_runs(instance)
     assert [r.run_id for r in in_flight] == [round_assets_run.run_id]
+    for run in (*made, round_assets_run):  # the shared instance goes on to later tests
+        instance.delete_run(run.run_id)
 
 
 def test_the_judge_filter_leaves_invalid_tasks_out_of_the_next_pool(reviewed):

@@ -25,7 +25,7 @@ from sipipeline.defs.automation import (
 )
 from sipipeline.defs.jobs import ROUND_ASSETS
 from sipipeline.defs.partitions import round_key, round_number
-from sipipeline.defs.storage import RoundStore
+from sipipeline.defs.storage import RoundStore, StaleRoundError
 from sipipeline.method.funnel import FunnelStage, round_funnel
 from sipipeline.method.vocabulary import Origin
 from sipipeline.model.journal_reader import PurposeSpend, spend_by_purpose
@@ -142,10 +142,15 @@ def stored_round_funnel(store: RoundStore, key: str) -> list[FunnelStage]:
 
 
 def _pool_counts(store: RoundStore, done_keys: list[str]) -> tuple[pd.DataFrame | None, int]:
-    if not done_keys:
-        return None, 0
-    pool = store.read("filtered_tasks", done_keys[-1])
-    return pool, len(pool)
+    """The newest stored pool that is still whole (a round built on a re-materialized earlier
+    round is stale: Dagster's staleness lines say so, and its pool is not counted)."""
+    for key in reversed(done_keys):
+        try:
+            pool = store.read("filtered_tasks", key)
+        except StaleRoundError:
+            continue
+        return pool, len(pool)
+    return None, 0
 
 
 def _ended(instance: dg.DagsterInstance, run_id: str) -> str | None:

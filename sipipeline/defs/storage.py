@@ -159,7 +159,13 @@ class RoundStore(dg.ConfigurableResource):
 
     def info(self, asset: str, round_key: str) -> StoredInfo:
         """The stored file's kind, version and size, from its footer."""
-        path = self._existing(asset, round_key)
+        return self._info_at(asset, self._existing(asset, round_key))
+
+    def archived_path(self, asset: str, round_key: str, version: str) -> UPath:
+        """Where a replaced version of a round's table is kept while later rounds need it."""
+        return UPath(self.base_path) / asset / f"{round_key}.v-{version}{PARQUET_SUFFIX}"
+
+    def _info_at(self, asset: str, path: UPath) -> StoredInfo:
         with path.open("rb") as handle:
             parquet = pq.ParquetFile(handle)
             meta = parquet.schema_arrow.metadata or {}
@@ -167,7 +173,7 @@ class RoundStore(dg.ConfigurableResource):
         kind = meta.get(_KIND, FULL.encode()).decode()
         version = meta.get(_VERSION, b"").decode()
         if not version:  # written before versions were stored: hash the content once
-            version = table_version(read_parquet(path), asset)
+            version = table_version(conform(read_parquet(path), SCHEMAS.get(asset)), asset)
         return StoredInfo(kind, version, (meta.get(_BASE) or b"").decode() or None,
                           int(meta.get(_ROWS, str(rows).encode()).decode()),
                           meta.get(_IDS, b"").decode())
@@ -176,44 +182,64 @@ class RoundStore(dg.ConfigurableResource):
         """The whole table of a round (a cumulative pool assembled from its deltas)."""
         info = self.info(asset, round_key)
         if info.kind == REFERENCE:
-            frame = self.read(CUMULATIVE_ASSET, str(info.base))
-            found = frame.attrs.get(VERSION_ATTR)
-            if found != info.version:
-                raise StaleRoundError(
-                    f"{asset} of {round_key} is round {info.base}'s {CUMULATIVE_ASSET} as it "
-                    f"was (version {info.version}), but that has been re-materialized since "
-                    f"(version {found}): re-materialize {round_key}")
-            frame.attrs = {SOURCE_ATTR: f"{CUMULATIVE_ASSET}/{info.base}",
-                           VERSION_ATTR: info.version}
-            return frame
-        chain = [(round_key, info)]
-        while chain[-1][1].kind == DELTA:
-            base_key = str(chain[-1][1].base)
-            chain.append((base_key, self.info(asset, base_key)))
-        parts = []
-        for (key, info), (base_key, base_info) in zip(chain, [*chain[1:], (None, None)],
-                                                      strict=True):
-            if info.kind == DELTA and base_info is not None:
-                expected = self._delta_base_version(asset, key)
-                if expected != base_info.version:
+            base = str(info.base)
+            path = self._existing(CUMULATIVE_ASSET, base)
+            found = self._info_at(CUMULATIVE_ASSET, path)
+            if found.version != info.version:  # re-materialized since: the version it was
+                path = self.archived_path(CUMULATIVE_ASSET, base, info.version)
+                if not path.exists():
                     raise StaleRoundError(
-                        f"{asset} of {key} was added to a version of {base_key} "
-                        f"({expected}) that has been re-materialized since "
-                        f"({base_info.version}): re-materialize {key}")
-            parts.append(read_parquet(self.path(asset, key)))
-        frame = pd.concat(parts[::-1], ignore_index=True) if len(parts) > 1 else parts[0]
-        frame = conform(frame, SCHEMAS.get(asset))  # tables from older versions gain columns
-        frame.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: chain[0][1].version}
+                        f"{asset} of {round_key} is round {base}'s {CUMULATIVE_ASSET} as it "
+                        f"was (version {info.version}), but that has been re-materialized "
+                        f"since (version {found.version}) and is no longer kept: "
+                        f"re-materialize {round_key}")
+                found = self._info_at(CUMULATIVE_ASSET, path)
+            frame = self._assemble(CUMULATIVE_ASSET, base, path, found)
+            frame.attrs = {SOURCE_ATTR: f"{CUMULATIVE_ASSET}/{base}", VERSION_ATTR: info.version}
+            return frame
+        frame = self._assemble(asset, round_key, self.path(asset, round_key), info)
+        frame.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: info.version}
         return frame
+
+    def _assemble(self, asset: str, round_key: str, path: UPath,
+                  info: StoredInfo) -> pd.DataFrame:
+        """A stored table (the file at `path`) with every delta below it, oldest first."""
+        chain = [(round_key, path, info)]
+        while chain[-1][2].kind == DELTA:
+            key, path, info = chain[-1]
+            base_key, expected = str(info.base), self._delta_base_version(path)
+            base_path = self._existing(asset, base_key)
+            base_info = self._info_at(asset, base_path)
+            if base_info.version != expected:
+                # Its base was re-materialized since: read the version it was added to.
+                base_path = self.archived_path(asset, base_key, expected)
+                if not base_path.exists():
+                    raise StaleRoundError(
+                        f"{asset} of {key} was added to a version of {base_key} ({expected}) "
+                        f"that has been re-materialized since ({base_info.version}) and is "
+                        f"no longer kept: re-materialize {key}")
+                base_info = self._info_at(asset, base_path)
+            chain.append((base_key, base_path, base_info))
+        parts = [read_parquet(path) for _, path, _ in reversed(chain)]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return conform(frame, SCHEMAS.get(asset))  # tables from older versions gain columns
 
     def version_for(self, asset: str, round_key: str, df: pd.DataFrame) -> str:
         """The version `write` would give `df` (for the asset's data version), cheaply."""
         return self._plan(asset, round_key, df)[1][_VERSION]
 
     def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
-        """Store a round's table; `df.attrs` then name what it is and its stored version."""
+        """Store a round's table; `df.attrs` then name what it is and its stored version.
+
+        A pool that replaces another version is stored beside the version it replaces, which
+        is kept (`archived_path`) so later rounds built on it stay readable (and stale).
+        """
         rows, info = self._plan(asset, round_key, df)
         path = self.path(asset, round_key)
+        if asset == CUMULATIVE_ASSET and path.exists():
+            old = self._info_at(asset, path)
+            if old.version != info[_VERSION]:
+                path.rename(self.archived_path(asset, round_key, old.version))
         write_parquet(rows, path, asset, info)
         df.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: info[_VERSION]}
         return path
@@ -246,8 +272,8 @@ class RoundStore(dg.ConfigurableResource):
                         _IDS: ids}
         return df, {_KIND: FULL, _VERSION: table_version(df, asset), _ROWS: str(len(df))}
 
-    def _delta_base_version(self, asset: str, round_key: str) -> str:
-        with self.path(asset, round_key).open("rb") as handle:
+    def _delta_base_version(self, path: UPath) -> str:
+        with path.open("rb") as handle:
             meta = pq.ParquetFile(handle).schema_arrow.metadata or {}
         return meta.get(b"sipipeline.base_version", b"").decode()
 

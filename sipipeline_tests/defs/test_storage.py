@@ -111,7 +111,7 @@ def test_each_round_stores_only_the_rows_it_added_and_reads_back_the_whole_pool(
     assert store.read("seed_pool", "round_004")["task_id"].tolist() == back["task_id"].tolist()
 
 
-def test_a_pool_built_on_a_replaced_round_fails_instead_of_mixing_histories(tmp_path):
+def test_a_pool_built_on_a_replaced_round_reads_as_it_was_never_mixing_histories(tmp_path):
     from sipipeline.defs.storage import StaleRoundError
 
     store = RoundStore(base_path=str(tmp_path))
@@ -119,11 +119,21 @@ def test_a_pool_built_on_a_replaced_round_fails_instead_of_mixing_histories(tmp_
     store.write("filtered_tasks", "round_001", first)
     store.write("filtered_tasks", "round_002", _grown(first, 2, 10))
     store.write("seed_pool", "round_003", store.read("filtered_tasks", "round_002"))
-    # Round 1 is re-run and adds other tasks: round 2's delta no longer fits on it.
-    store.write("filtered_tasks", "round_001", _grown(load_seed_tasks(DEFAULT_SEED_FILE), 1, 12))
+    second = store.read("filtered_tasks", "round_002")
+    # Round 1 is re-run and adds other tasks: round 2 (and round 3's start) were built on the
+    # version it replaced, which is kept, so they still read as they were (and are stale).
+    rerun = _grown(load_seed_tasks(DEFAULT_SEED_FILE), 1, 12)
+    store.write("filtered_tasks", "round_001", rerun)
+    assert len(store.read("filtered_tasks", "round_001")) == 175 + 12
+    assert store.read("filtered_tasks", "round_002")["task_id"].tolist() == (
+        second["task_id"].tolist())
+    assert store.read("seed_pool", "round_003")["task_id"].tolist() == second["task_id"].tolist()
+    assert store.rounds("filtered_tasks") == ["round_001", "round_002"]  # archives not listed
+    # Without the replaced version, a later round cannot be read: it says what to do.
+    store.archived_path("filtered_tasks", "round_001", first.attrs["sipipeline.version"]).unlink()
     with pytest.raises(StaleRoundError, match="re-materialize round_002"):
         store.read("filtered_tasks", "round_002")
-    with pytest.raises(StaleRoundError):
+    with pytest.raises(StaleRoundError, match="re-materialize round_002"):
         store.read("seed_pool", "round_003")
 
 

@@ -24,9 +24,11 @@ def test_three_rounds_of_stored_facts_match_full_recomputation(harness_for):
     for number in ROUNDS:
         pool = harness.read("filtered_tasks", number)
         assert pool["instruction_words"].notna().all()  # stored when the tasks entered
-        generated = harness.read("generated_instructions", number)
-        stored = compute_dataset_stats(pool, generated, number, previous)
-        full = compute_dataset_stats(without_facts(pool), generated, number, previous)
+        tables = [harness.read(name, number) for name in
+                  ("generated_instructions", "classification_labels", "instances")]
+        stored = compute_dataset_stats(pool, tables[0], number, previous, *tables[1:])
+        full = compute_dataset_stats(without_facts(pool), tables[0], number, previous,
+                                     *tables[1:])
         pdt.assert_frame_equal(stored.table, full.table)
         pdt.assert_frame_equal(stored.top_verbs, full.top_verbs)
         pdt.assert_frame_equal(stored.rouge_l_to_seed, full.rouge_l_to_seed)

@@ -38,7 +38,8 @@ from sipipeline.model.interrupts import StoppedBySignalError, deliver_again, wat
 from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
-from sipipeline.model.pricing import Budget, cost_usd
+from sipipeline.model.limiter import EndpointLimiter, Permit, shared_limiter
+from sipipeline.model.pricing import Budget, cost_usd, estimate_prompt_tokens
 from sipipeline.model.redaction import redact
 from sipipeline.model.transports import (
     EndpointConnectionError,
@@ -85,6 +86,9 @@ class ModelClient:
         self.journal = ResponseJournal(config.journal_path, config.journal_synchronous)
         self._usage: dict[str, Usage] = defaultdict(Usage)
         self._budget = Budget(config.budget_usd, config.price)
+        self._limiter: EndpointLimiter | None = (
+            shared_limiter(config.endpoint_id, config.max_in_flight, config.breaker_window_s)
+            if config.adaptive_rate_limits else None)
         self._unsaved_samples: list[tuple] = []
         self._unsaved_calls: list[tuple] = []
         self._flush_scheduled = False
@@ -186,7 +190,10 @@ class ModelClient:
 
     async def _make_transport(self) -> Transport:
         """Built on the loop thread: HTTP sessions bind to the loop that creates them."""
-        return make_transport(self.config)
+        transport = make_transport(self.config)
+        if self._limiter is not None:
+            transport.header_observer = self._limiter.observe_headers
+        return transport
 
     def _flush_journal(self) -> None:
         """Write the responses received since the last flush (runs on the loop thread)."""
@@ -351,13 +358,22 @@ class ModelClient:
             wait = state.pause_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            permit = await self._admit(request, len(pending))
             try:
                 response = await self._send(request, len(pending), job, pending[0])
                 parsed = parse_choices(response, api=cfg.api, limit=len(pending),
                                        extra_stops=request.params.stop[cfg.max_stop_sequences:])
+                if permit is not None and self._limiter is not None:
+                    # The endpoint counts the prompt and max_tokens of every sample asked for.
+                    self._limiter.succeeded(permit, parsed.prompt_tokens
+                                            + request.params.max_tokens * len(pending))
+                    permit = None
             except EndpointStatusError as error:
                 self._budget.release(reservation)
                 status = error.status
+                retry_after = parse_retry_after(error.headers)
+                self._limiter_outcome(permit, status, retry_after)
+                permit = None
                 if status in (401, 403):
                     raise ModelAccessError(
                         f"the endpoint refused the credentials (HTTP {status}); check "
@@ -367,7 +383,6 @@ class ModelClient:
                     raise ModelAccessError(
                         f"the endpoint rejected a request (HTTP {status}): "
                         f"{redact(error.message, *cfg.secrets())}") from None
-                retry_after = parse_retry_after(error.headers)
                 if retry_after is not None and retry_after > cfg.backoff_max_s:
                     raise ModelAccessError(
                         f"the endpoint answered HTTP {status} and asked to wait "
@@ -386,6 +401,12 @@ class ModelClient:
                 cause = ("timeout" if isinstance(error, EndpointTimeoutError)
                          else "connection error" if isinstance(error, EndpointConnectionError)
                          else f"{MALFORMED} ({error})")
+                if self._limiter is not None and permit is not None:
+                    if isinstance(error, MalformedResponseError):
+                        self._limiter.released(permit)
+                    else:
+                        self._limiter.failed(permit, cause)
+                    permit = None
                 attempt += 1
                 await self._backoff(attempt, None, cause, usage)
                 continue
@@ -397,6 +418,9 @@ class ModelClient:
                     f"a local error stopped a request to {cfg.endpoint_id} before the endpoint "
                     f"answered ({type(error).__name__}: {redact(str(error), *cfg.secrets())}); "
                     "nothing was received for it") from None
+            finally:
+                if permit is not None and self._limiter is not None:
+                    self._limiter.released(permit)
             self._budget.release(reservation)
             received = self._accept(parsed, job, pending, row, purpose)
             pending = pending[received:]
@@ -404,6 +428,25 @@ class ModelClient:
                 # Unusable choices are not answers: the samples they stood for are asked again.
                 attempt += 1
                 await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
+
+    async def _admit(self, request: CompletionRequest, n: int) -> Permit | None:
+        """Wait for the shared limiter's go: a slot in the window and the request's tokens."""
+        if self._limiter is None:
+            return None
+        tokens = estimate_prompt_tokens(request.prompt) + request.params.max_tokens * n
+        return await self._limiter.acquire(tokens)
+
+    def _limiter_outcome(self, permit: Permit | None, status: int,
+                         retry_after: float | None) -> None:
+        """Tell the limiter how an HTTP error answer went (429 and 5xx shape its pacing)."""
+        if permit is None or self._limiter is None:
+            return
+        if status == 429:
+            self._limiter.rate_limited_answer(permit, retry_after)
+        elif status >= 500:
+            self._limiter.failed(permit, f"HTTP {status}")
+        else:
+            self._limiter.released(permit)
 
     async def _send(self, request: CompletionRequest, n: int, job: Job,
                     first_sample: int) -> Any:

@@ -41,6 +41,10 @@ class ModelClientConfig:
     budget_usd: float | None = None
     journal_synchronous: str = "NORMAL"
     http_transport: str = "auto"
+    # The shared per-endpoint limiter (limiter.py): pacing by x-ratelimit-* headers and 429s,
+    # an adaptive in-flight window, and a breaker that fails after this long of only failures.
+    adaptive_rate_limits: bool = True
+    breaker_window_s: float = 60.0
 
     def secrets(self) -> tuple[str, ...]:
         """What must never appear in a message: the key and any credentials in the URL.

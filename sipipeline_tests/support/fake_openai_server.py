@@ -80,6 +80,42 @@ def _count_tokens(text: str) -> int:
     return len(text.split())
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """Token buckets like an endpoint's per-minute limits, over `period_s` instead of a minute.
+
+    Each bucket holds at most its limit and refills at limit / period_s; a request takes one
+    request and its prompt tokens plus max_tokens x n (as OpenAI counts), or is answered 429
+    with Retry-After (the time until it would fit). `headers`: send `x-ratelimit-*` headers.
+    """
+
+    requests: float | None = None
+    tokens: float | None = None
+    period_s: float = 60.0
+    headers: bool = True
+
+
+class _ServerBucket:
+    def __init__(self, limit: float, period_s: float) -> None:
+        self.limit = limit
+        self.rate = limit / period_s
+        self.level = limit
+        self.updated = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.limit, self.level + self.rate * (now - self.updated))
+        self.updated = now
+
+    def wait_s(self, cost: float) -> float:
+        return max(0.0, (min(cost, self.limit) - self.level) / self.rate)
+
+    def headers(self, kind: str) -> dict[str, str]:
+        reset = (self.limit - self.level) / self.rate
+        return {f"x-ratelimit-limit-{kind}": f"{self.limit:g}",
+                f"x-ratelimit-remaining-{kind}": str(max(0, int(self.level))),
+                f"x-ratelimit-reset-{kind}": f"{reset * 1000:.0f}ms"}
+
+
 class FakeOpenAIServer:
     """Context manager (or `.start()` / `.stop()`) running the fake endpoint on its own thread.
 
@@ -96,11 +132,18 @@ class FakeOpenAIServer:
         require_api_key: str | None = None,
         max_choices: int | None = None,
         require_basic_auth: tuple[str, str] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         """max_choices: answer at most this many choices whatever `n` asks (endpoints that
         ignore n); require_api_key: answer 401 unless this bearer token is sent;
         require_basic_auth: (user, password) a basic-auth proxy in front of the model wants,
-        else 401."""
+        else 401; rate_limit: enforce request and token buckets (429 beyond them)."""
+        self.rate_limit = rate_limit
+        self._buckets = {}
+        if rate_limit is not None:
+            for kind, limit in (("requests", rate_limit.requests), ("tokens", rate_limit.tokens)):
+                if limit is not None:
+                    self._buckets[kind] = _ServerBucket(limit, rate_limit.period_s)
         self.responder: Responder = responder or default_responder
         self.max_choices = max_choices
         self.latency_s = latency_s
@@ -215,6 +258,32 @@ class FakeOpenAIServer:
         return json.dumps(entry["body"], sort_keys=True)
 
     # ----------------------------------------------------------------- internals
+    def _rate_limit_headers(self, path: str, body: dict) -> dict[str, str] | None:
+        """Take the request from the buckets: its headers, with `retry-after-ms` (and
+        Retry-After) when it does not fit and must be answered 429. None: no rate limit."""
+        if not self._buckets:
+            return None
+        n = int(body.get("n") or 1)
+        costs = {"requests": 1.0,
+                 "tokens": float(_count_tokens(prompt_text_of(path, body))
+                                 + int(body.get("max_tokens") or 16) * n)}
+        with self._lock:
+            now = time.monotonic()
+            for bucket in self._buckets.values():
+                bucket.refill(now)
+            wait = max(bucket.wait_s(costs[kind]) for kind, bucket in self._buckets.items())
+            if wait <= 0:
+                for kind, bucket in self._buckets.items():
+                    bucket.level -= costs[kind]
+            headers: dict[str, str] = {}
+            if self.rate_limit.headers:
+                for kind, bucket in self._buckets.items():
+                    headers.update(bucket.headers(kind))
+        if wait > 0:
+            headers["retry-after-ms"] = str(max(1, round(wait * 1000)))
+            headers["Retry-After"] = str(max(1, round(wait)))
+        return headers
+
     def _next_fault(self, body: dict) -> Fault | None:
         with self._lock:
             number = self._completion_count
@@ -308,6 +377,13 @@ class FakeOpenAIServer:
             await connection.send_json(401, _error("Authentication required.",
                                                    "unauthorized"))
             return
+        limit_headers = self._rate_limit_headers(path, body)
+        if limit_headers is not None and "retry-after-ms" in limit_headers:
+            entry["status"] = 429
+            entry["rate_limited"] = True
+            await connection.send_json(429, _error("Rate limit reached.", "rate_limit_exceeded"),
+                                       limit_headers)
+            return
         fault = self._next_fault(body)
         entry["fault"] = fault.kind if fault else None
         if self.latency_s > 0:
@@ -389,7 +465,7 @@ class FakeOpenAIServer:
                       "prompt_tokens_details": {"cached_tokens": 0}},
         }
         entry["status"] = 200
-        entry["delivered"] = await connection.send_json(200, data)
+        entry["delivered"] = await connection.send_json(200, data, limit_headers)
         entry["paid"] = entry["delivered"] and entry["fault"] not in UNPAID_FAULTS
 
 

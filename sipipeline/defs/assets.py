@@ -63,6 +63,13 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
                 for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
                              "journal_hits", "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
+    # The keys of the dagster-openai integration, which Insights and dashboards read.
+    metadata["openai.calls"] = dg.MetadataValue.int(usage.requests)
+    metadata["openai.prompt_tokens"] = dg.MetadataValue.int(usage.prompt_tokens)
+    metadata["openai.completion_tokens"] = dg.MetadataValue.int(usage.completion_tokens)
+    metadata["openai.total_tokens"] = dg.MetadataValue.int(
+        usage.prompt_tokens + usage.completion_tokens)
+    metadata["sipipeline/cost_usd"] = dg.MetadataValue.float(float(usage.cost_usd))
     return metadata
 
 

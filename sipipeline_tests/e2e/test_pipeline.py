@@ -88,6 +88,15 @@ def test_metadata_shows_counts_schema_preview_and_funnel(pipeline):
     assert generated["llm/model"].value == "fake-model"
     assert events["instances"]["llm/requests"].value == events["classification_labels"][
         "dagster/row_count"].value
+    # The dagster-openai integration's keys, for Insights and existing dashboards.
+    for name in ("generated_instructions", "classification_labels", "instances"):
+        meta = events[name]
+        assert meta["openai.calls"].value == meta["llm/requests"].value
+        assert meta["openai.prompt_tokens"].value == meta["llm/prompt_tokens"].value
+        assert meta["openai.completion_tokens"].value == meta["llm/completion_tokens"].value
+        assert meta["openai.total_tokens"].value == (
+            meta["openai.prompt_tokens"].value + meta["openai.completion_tokens"].value)
+        assert meta["sipipeline/cost_usd"].value == meta["llm/cost_usd"].value
     assert events["filtered_tasks"]["pool_size"].value > 175
 
 

@@ -24,6 +24,7 @@ from sipipeline.model import embedded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.keys import endpoint_id
+from sipipeline.model.ledger import BUDGET_ENV, budget_from_env
 from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
 from sipipeline.model.redaction import REDACTED, redact, split_credentials
 from sipipeline.model.types import API_CHAT, API_COMPLETIONS, ModelAccessError
@@ -69,7 +70,16 @@ class ModelResource(dg.ConfigurableResource):
     price_cached_prompt_per_million: float | None = Field(
         default=None, description="USD per million cached prompt tokens.")
     budget_usd: float | None = Field(
-        default=None, description="Stop an asset's requests before its cost would exceed this.")
+        default=None, description="Total USD this storage may spend on the model, across "
+        "assets, rounds and concurrent runs (a ledger in the journal database); default "
+        f"{BUDGET_ENV} when set. A round that would exceed it stops before sending.")
+    adaptive_rate_limits: bool = Field(
+        default=True, description="Pace requests by the endpoint's x-ratelimit-* headers and "
+        "429s with one limiter per endpoint and process, the in-flight window adapting up to "
+        "max_in_flight.")
+    breaker_window_s: float = Field(
+        default=60.0, description="Fail (not retry) once every answer for this many seconds "
+        "was a 429 or 5xx.")
     http_transport: str = Field(
         default="auto",
         description="'aiohttp' (the lean default), 'openai' (the official SDK's request path) "
@@ -115,9 +125,15 @@ class ModelResource(dg.ConfigurableResource):
                 f"api must be '{API_COMPLETIONS}' or '{API_CHAT}', not {self.api!r}")
         return {"api": self.api, "timeout_s": self.timeout_s, "max_retries": self.max_retries,
                 "backoff_base_s": self.backoff_base_s, "backoff_max_s": self.backoff_max_s,
-                "send_seed": self.send_seed, "budget_usd": self.budget_usd,
+                "send_seed": self.send_seed, "budget_usd": self.effective_budget_usd(),
+                "adaptive_rate_limits": self.adaptive_rate_limits,
+                "breaker_window_s": self.breaker_window_s,
                 "journal_synchronous": "FULL" if self.journal_fsync else "NORMAL",
                 "http_transport": self.http_transport}
+
+    def effective_budget_usd(self) -> float | None:
+        """The budget field, else SIPIPELINE_BUDGET_USD, else None (no budget)."""
+        return self.budget_usd if self.budget_usd is not None else budget_from_env()
 
     def _configured_price(self) -> TokenPrice | None:
         """The price given in the settings, if any."""

@@ -38,7 +38,9 @@ from sipipeline.model.interrupts import StoppedBySignalError, deliver_again, wat
 from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
+from sipipeline.model.ledger import BudgetLedger, LedgerBudget
 from sipipeline.model.limiter import EndpointLimiter, Permit, shared_limiter
+from sipipeline.model.plan import PlannedCall, estimate_step, journal_usage
 from sipipeline.model.pricing import Budget, cost_usd, estimate_prompt_tokens
 from sipipeline.model.redaction import redact
 from sipipeline.model.transports import (
@@ -85,7 +87,14 @@ class ModelClient:
         self.model_name = config.model
         self.journal = ResponseJournal(config.journal_path, config.journal_synchronous)
         self._usage: dict[str, Usage] = defaultdict(Usage)
-        self._budget = Budget(config.budget_usd, config.price)
+        self._ledger: BudgetLedger | None = None
+        self._budget: Budget | LedgerBudget
+        if config.budget_usd is not None:
+            # One budget for every client of this journal, in this process or another.
+            self._ledger = BudgetLedger(config.journal_path, config.budget_usd)
+            self._budget = LedgerBudget(self._ledger, config.price)
+        else:
+            self._budget = Budget(None, config.price)
         self._limiter: EndpointLimiter | None = (
             shared_limiter(config.endpoint_id, config.max_in_flight, config.breaker_window_s)
             if config.adaptive_rate_limits else None)
@@ -143,6 +152,8 @@ class ModelClient:
             self._thread.join(timeout=10)
             self._loop.close()
             self.journal.close()
+            if self._ledger is not None:
+                self._ledger.close()
 
     def __enter__(self) -> ModelClient:
         return self
@@ -236,6 +247,8 @@ class ModelClient:
             samples[digest] = row
             for start in range(0, len(missing), cfg.max_n_per_request):
                 jobs.append(Job(request, digest, missing[start:start + cfg.max_n_per_request]))
+        if jobs and isinstance(self._budget, LedgerBudget):
+            self._check_budget_covers(jobs, purpose)
         if jobs:
             state = RunState(new_lease_owner())
             try:
@@ -251,6 +264,17 @@ class ModelClient:
             if state.error is not None:
                 raise state.error
         return [samples[d][:r.n] for d, r in zip(digests, requests, strict=True)]  # type: ignore[misc]
+
+    def _check_budget_covers(self, jobs: list[Job], purpose: str) -> None:
+        """Stop before sending anything when the work's expected cost does not fit the budget
+        (from the journal's usage of this purpose when there is any)."""
+        calls = [PlannedCall(len(job.request.prompt.encode("utf-8")), len(job.sample_indices),
+                             job.request.params.max_tokens) for job in jobs]
+        estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
+                                 journal_usage(self.journal.path).get(purpose))
+        self._budget.check_can_cover(
+            estimate.cost_usd(self.config.price),
+            f"{purpose} ({estimate.requests} requests, from {estimate.basis})")
 
     async def _run_jobs(self, state: RunState, jobs: list[Job],
                         samples: dict[str, list[Completion | None]], purpose: str) -> None:
@@ -410,6 +434,9 @@ class ModelClient:
                 attempt += 1
                 await self._backoff(attempt, None, cause, usage)
                 continue
+            except asyncio.CancelledError:
+                self._budget.release(reservation)
+                raise
             except Exception as error:
                 # A LocalRequestError or anything else raised here, before any answer: not the
                 # endpoint's doing and no retry can help, so it fails at once as what it is.
@@ -421,8 +448,7 @@ class ModelClient:
             finally:
                 if permit is not None and self._limiter is not None:
                     self._limiter.released(permit)
-            self._budget.release(reservation)
-            received = self._accept(parsed, job, pending, row, purpose)
+            received = self._accept(parsed, job, pending, row, purpose, reservation)
             pending = pending[received:]
             if parsed.problem is not None:
                 # Unusable choices are not answers: the samples they stood for are asked again.
@@ -458,7 +484,7 @@ class ModelClient:
         return await self._transport.post(path, body)
 
     def _accept(self, parsed: ParsedResponse, job: Job, pending: list[int],
-                row: list[Completion | None], purpose: str) -> int:
+                row: list[Completion | None], purpose: str, reservation: Any) -> int:
         """Journal the samples of one response and fill them in; returns how many came.
 
         The call is accounted (and paid for) even when none of its choices was usable.
@@ -497,7 +523,7 @@ class ModelClient:
         usage.completion_tokens += parsed.completion_tokens
         usage.cached_tokens += parsed.cached_tokens
         usage.cost_usd += call_cost
-        self._budget.spend(call_cost)
+        self._budget.settle(reservation, call_cost)
         return len(completions)
 
     async def _backoff(self, attempt: int, retry_after: float | None, cause: str,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
+from sipipeline.plan_cli import add_plan_parser
 
 #: A new instance: no telemetry (the machine may be offline), and one round run at a time.
 INSTANCE_SETTINGS = f"""\
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=open_ui)
     add_export_parser(sub)
+    add_plan_parser(sub)
     return parser
 
 

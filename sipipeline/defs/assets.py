@@ -70,6 +70,15 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
     metadata["openai.total_tokens"] = dg.MetadataValue.int(
         usage.prompt_tokens + usage.completion_tokens)
     metadata["sipipeline/cost_usd"] = dg.MetadataValue.float(float(usage.cost_usd))
+    estimate = client.estimated(purpose)
+    if estimate is not None:
+        # The cost plan's estimate, made before the call, next to what it cost.
+        metadata["sipipeline/estimated_cost_usd"] = dg.MetadataValue.float(
+            float(estimate.cost_usd(client.config.price)))
+        metadata["sipipeline/estimated_requests"] = dg.MetadataValue.int(estimate.requests)
+        metadata["sipipeline/estimated_tokens"] = dg.MetadataValue.int(
+            estimate.prompt_tokens + estimate.completion_tokens)
+        metadata["sipipeline/estimate_basis"] = dg.MetadataValue.text(estimate.basis)
     return metadata
 
 
@@ -80,6 +89,7 @@ def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
 def _complete(client: ModelClient, requests: list[CompletionRequest],
               purpose: str) -> list[rounds.ModelText]:
     """Call the model; errors that a retry cannot fix (auth, budget) fail without retries."""
+    client.estimate(requests, purpose)
     try:
         completions = client.complete(requests, purpose=purpose)
     except ModelAccessError as error:

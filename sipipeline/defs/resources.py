@@ -131,6 +131,14 @@ class ModelResource(dg.ConfigurableResource):
                 "journal_synchronous": "FULL" if self.journal_fsync else "NORMAL",
                 "http_transport": self.http_transport}
 
+    def token_price(self) -> TokenPrice | None:
+        """The price the clients will use (for plans: no server is started)."""
+        raise NotImplementedError
+
+    def requests_per_call(self) -> int:
+        """Samples of one prompt asked for in one request (n) by the clients."""
+        raise NotImplementedError
+
     def effective_budget_usd(self) -> float | None:
         """The budget field, else SIPIPELINE_BUDGET_USD, else None (no budget)."""
         return self.budget_usd if self.budget_usd is not None else budget_from_env()
@@ -163,6 +171,12 @@ class EmbeddedModelResource(ModelResource):
     def describe(self) -> dict[str, str]:
         model = Path(self.model_path).stem if self.model_path else embedded.DEFAULT_MODEL_ALIAS
         return {"endpoint": "embedded", "model": model, "api": self.api}
+
+    def token_price(self) -> TokenPrice | None:
+        return self._configured_price() or TokenPrice(0.0, 0.0)
+
+    def requests_per_call(self) -> int:
+        return 1
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
         shared = self._shared_settings()
@@ -203,6 +217,12 @@ class OpenAIEndpointResource(ModelResource):
     def describe(self) -> dict[str, str]:
         return {"endpoint": endpoint_id(self.base_url),
                 "model": self.model or DEFAULT_REMOTE_MODEL, "api": self.api}
+
+    def token_price(self) -> TokenPrice | None:
+        return self._configured_price() or DEFAULT_PRICES.get(self.model or DEFAULT_REMOTE_MODEL)
+
+    def requests_per_call(self) -> int:
+        return self.max_n_per_request
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
         shared = self._shared_settings()

@@ -40,7 +40,7 @@ from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.ledger import BudgetLedger, LedgerBudget
 from sipipeline.model.limiter import EndpointLimiter, Permit, shared_limiter
-from sipipeline.model.plan import PlannedCall, estimate_step, journal_usage
+from sipipeline.model.plan import PlannedCall, StepEstimate, estimate_step, journal_usage
 from sipipeline.model.pricing import Budget, cost_usd, estimate_prompt_tokens
 from sipipeline.model.redaction import redact
 from sipipeline.model.transports import (
@@ -87,6 +87,7 @@ class ModelClient:
         self.model_name = config.model
         self.journal = ResponseJournal(config.journal_path, config.journal_synchronous)
         self._usage: dict[str, Usage] = defaultdict(Usage)
+        self._estimates: dict[str, StepEstimate] = {}
         self._ledger: BudgetLedger | None = None
         self._budget: Budget | LedgerBudget
         if config.budget_usd is not None:
@@ -130,6 +131,20 @@ class ModelClient:
         if purpose is not None:
             return replace(self._usage.get(purpose) or Usage())
         return sum(self._usage.values(), Usage())
+
+    def estimate(self, requests: Sequence[CompletionRequest], purpose: str) -> StepEstimate:
+        """What `requests` are expected to use (the cost plan's estimate, from the journal's
+        usage of `purpose` when there is any); remembered for `estimated(purpose)`."""
+        calls = [PlannedCall(len(r.prompt.encode("utf-8")), r.n, r.params.max_tokens)
+                 for r in requests]
+        estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
+                                 journal_usage(self.journal.path).get(purpose))
+        self._estimates[purpose] = estimate
+        return estimate
+
+    def estimated(self, purpose: str) -> StepEstimate | None:
+        """The last `estimate` made for `purpose`, if any."""
+        return self._estimates.get(purpose)
 
     def usage_by_purpose(self) -> dict[str, Usage]:
         """Usage of every purpose seen, by purpose name."""

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from sipipeline.defs.config import ClassificationConfig, GenerationConfig, InstanceConfig
+from sipipeline.defs.config import (
+    ClassificationConfig,
+    GenerationConfig,
+    InstanceConfig,
+    SeedPoolConfig,
+)
+from sipipeline.defs.resources import ModelResource
+from sipipeline.defs.storage import RoundStore
 from sipipeline.method import prompts, rounds
 from sipipeline.method.vocabulary import Origin
 from sipipeline.model.plan import (
@@ -126,3 +133,28 @@ def _typical_instruction(pool: pd.DataFrame) -> str:
     """An instruction of median length, standing in for the tasks a round will generate."""
     texts = sorted(pool["instruction"].astype(str), key=len)
     return texts[len(texts) // 2] if texts else "Write a short story."
+
+
+def budget_shortfall(llm: ModelResource, store: RoundStore, number: int) -> str | None:
+    """Why round `number` (default run config) cannot be afforded, or None when it can or no
+    budget is set: its projected cost against what the ledger has left."""
+    from sipipeline.defs.partitions import round_key
+    from sipipeline.method.seeds import load_seed_tasks
+    from sipipeline.model.ledger import BUDGET_ENV, BudgetLedger
+
+    budget = llm.effective_budget_usd()
+    if budget is None:
+        return None
+    pool = (store.read("filtered_tasks", round_key(number - 1)) if number > 1
+            else load_seed_tasks(SeedPoolConfig().seed_file))
+    journal = journal_path(store.local_dir("journal"))
+    [estimate] = estimate_rounds(pool, number, 1, GenerationConfig().num_prompts, journal,
+                                 llm.requests_per_call())
+    projected = estimate.cost_usd(llm.token_price())
+    status = BudgetLedger(str(journal), budget).status()
+    if projected <= status.left_usd():
+        return None
+    bases = " and ".join(sorted(estimate.bases()))
+    return (f"The budget cannot cover {round_key(number)}: it is projected to cost "
+            f"${projected:.4f} (from {bases}) and {status.describe()} leaves "
+            f"${status.left_usd():.4f}. Raise {BUDGET_ENV} (or budget_usd) to continue.")

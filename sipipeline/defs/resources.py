@@ -213,6 +213,10 @@ class OpenAIEndpointResource(ModelResource):
     max_n_per_request: int = Field(
         default=8, description="Samples asked for in one request (n); 1 for endpoints that "
         "ignore n.")
+    prompts_per_request: int = Field(
+        default=8, description="Prompts packed into one completions request (a list prompt; "
+        "the journal still keys every prompt on its own); 1 for endpoints that reject lists. "
+        "Chat requests always carry one.")
 
     def describe(self) -> dict[str, str]:
         return {"endpoint": endpoint_id(self.base_url),
@@ -236,6 +240,7 @@ class OpenAIEndpointResource(ModelResource):
             **shared, base_url=self.base_url, model=model, journal_path=journal_path,
             api_key=self.api_key or "", max_in_flight=self.max_in_flight or 32,
             max_n_per_request=self.max_n_per_request,
+            prompts_per_request=self.prompts_per_request,
             price=self._configured_price() or DEFAULT_PRICES.get(model))
 
     def _shown_fields(self) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.ledger import BudgetLedger, LedgerBudget
 from sipipeline.model.limiter import EndpointLimiter, Permit, shared_limiter
+from sipipeline.model.packing import PackedRequests, take_pack
 from sipipeline.model.plan import PlannedCall, StepEstimate, estimate_step, journal_usage
 from sipipeline.model.pricing import Budget, cost_usd, estimate_prompt_tokens
 from sipipeline.model.redaction import redact
@@ -79,7 +80,7 @@ class _AbortedError(Exception):
     pass
 
 
-class ModelClient:
+class ModelClient(PackedRequests):
     """Send completion requests concurrently; journal, retry and account for them."""
 
     def __init__(self, config: ModelClientConfig) -> None:
@@ -370,8 +371,12 @@ class ModelClient:
                 async with state.changed:
                     await state.changed.wait()
                 continue
+            pack = take_pack(job, state.ready, self.config.pack_limit())
             try:
-                await self._run_job(state, job, samples[job.prompt_digest], purpose)
+                if len(pack) > 1:
+                    await self._run_pack(state, pack, samples, purpose)
+                else:
+                    await self._run_job(state, job, samples[job.prompt_digest], purpose)
             except _AbortedError:
                 return
             except ModelAccessError as error:
@@ -499,10 +504,12 @@ class ModelClient:
         return await self._transport.post(path, body)
 
     def _accept(self, parsed: ParsedResponse, job: Job, pending: list[int],
-                row: list[Completion | None], purpose: str, reservation: Any) -> int:
+                row: list[Completion | None], purpose: str, reservation: Any,
+                count_request: bool = True) -> int:
         """Journal the samples of one response and fill them in; returns how many came.
 
-        The call is accounted (and paid for) even when none of its choices was usable.
+        The call is accounted (and paid for) even when none of its choices was usable. The
+        later prompts of a packed request are not counted as requests again.
         """
         cfg = self.config
         call_cost = cost_usd(cfg.price, parsed.prompt_tokens, parsed.completion_tokens,
@@ -532,7 +539,7 @@ class ModelClient:
         for completion in completions:
             row[completion.sample_index] = completion
         usage = self._usage[purpose]
-        usage.requests += 1
+        usage.requests += int(count_request)
         usage.samples += len(completions)
         usage.prompt_tokens += parsed.prompt_tokens
         usage.completion_tokens += parsed.completion_tokens

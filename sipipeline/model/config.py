@@ -45,6 +45,15 @@ class ModelClientConfig:
     # an adaptive in-flight window, and a breaker that fails after this long of only failures.
     adaptive_rate_limits: bool = True
     breaker_window_s: float = 60.0
+    # Prompts sent in one completions request (a list prompt); chat requests, and requests
+    # with a per-prompt seed, always carry one.
+    prompts_per_request: int = 1
+
+    def pack_limit(self) -> int:
+        """How many prompts one request may carry with these settings."""
+        if self.api != API_COMPLETIONS or self.send_seed:
+            return 1
+        return self.prompts_per_request
 
     def secrets(self) -> tuple[str, ...]:
         """What must never appear in a message: the key and any credentials in the URL.
@@ -61,8 +70,9 @@ class ModelClientConfig:
                 f"http_transport must be one of {HTTP_TRANSPORTS}, got {self.http_transport!r}")
         if self.api not in API_MODES:
             raise ModelAccessError(f"api must be one of {API_MODES}, got {self.api!r}")
-        if self.max_in_flight < 1 or self.max_n_per_request < 1:
-            raise ModelAccessError("max_in_flight and max_n_per_request must be at least 1")
+        if self.max_in_flight < 1 or self.max_n_per_request < 1 or self.prompts_per_request < 1:
+            raise ModelAccessError(
+                "max_in_flight, max_n_per_request and prompts_per_request must be at least 1")
         if not self.model:
             raise ModelAccessError("no model name configured")
         credentials = split_credentials(self.base_url)

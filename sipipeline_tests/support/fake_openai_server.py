@@ -2,7 +2,8 @@
 
 Real HTTP over a real socket (asyncio on one thread, HTTP/1.1 keep-alive), so the client
 code under test runs exactly as it would against a remote endpoint. It answers
-`/v1/completions`, `/v1/chat/completions` and `/v1/models`, supports `n>1` and usage numbers,
+`/v1/completions` (one prompt or a list of them), `/v1/chat/completions` and `/v1/models`,
+supports `n>1` and usage numbers, enforces request/token rate limits on request,
 and injects faults on request: 429 with Retry-After, 500, slow answers past the client's
 timeout, malformed JSON, choices without usable text (missing, null, a number, or empty with no
 finish_reason; well-formed JSON that is still no answer), truncated (`finish_reason="length"`)
@@ -76,6 +77,14 @@ def prompt_text_of(path: str, body: dict) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt)
 
 
+def prompt_list_of(path: str, body: dict) -> list[str]:
+    """Every prompt of a request: a completions request may carry a list of them."""
+    prompt = body.get("prompt")
+    if not path.endswith("/chat/completions") and isinstance(prompt, list):
+        return [str(p) for p in prompt]
+    return [prompt_text_of(path, body)]
+
+
 def _count_tokens(text: str) -> int:
     return len(text.split())
 
@@ -133,12 +142,14 @@ class FakeOpenAIServer:
         max_choices: int | None = None,
         require_basic_auth: tuple[str, str] | None = None,
         rate_limit: RateLimit | None = None,
+        reject_list_prompts: bool = False,
     ) -> None:
         """max_choices: answer at most this many choices whatever `n` asks (endpoints that
         ignore n); require_api_key: answer 401 unless this bearer token is sent;
         require_basic_auth: (user, password) a basic-auth proxy in front of the model wants,
         else 401; rate_limit: enforce request and token buckets (429 beyond them)."""
         self.rate_limit = rate_limit
+        self.reject_list_prompts = reject_list_prompts
         self._buckets = {}
         if rate_limit is not None:
             for kind, limit in (("requests", rate_limit.requests), ("tokens", rate_limit.tokens)):
@@ -265,7 +276,7 @@ class FakeOpenAIServer:
             return None
         n = int(body.get("n") or 1)
         costs = {"requests": 1.0,
-                 "tokens": float(_count_tokens(prompt_text_of(path, body))
+                 "tokens": float(sum(_count_tokens(p) for p in prompt_list_of(path, body))
                                  + int(body.get("max_tokens") or 16) * n)}
         with self._lock:
             now = time.monotonic()
@@ -432,13 +443,20 @@ class FakeOpenAIServer:
             entry["delivered"] = await connection.send(200, payload)
             return
 
-        prompt_text = prompt_text_of(path, body)
+        if self.reject_list_prompts and isinstance(body.get("prompt"), list):
+            entry["status"] = 400
+            await connection.send_json(400, _error("'prompt' must be a string.",
+                                                   "invalid_request_error"))
+            return
+        prompt_texts = prompt_list_of(path, body)
         n = int(body.get("n") or 1)
         if self.max_choices is not None:
             n = min(n, self.max_choices)
         choices = []
         completion_tokens = 0
-        for index in range(n):
+        # A list of prompts: choices numbered prompt by prompt (index = prompt * n + sample).
+        for number in range(len(prompt_texts) * n):
+            prompt_text, index = prompt_texts[number // n], number % n
             text, finish_reason = self.responder(prompt_text, body, index)
             if kind == "truncated":
                 text, finish_reason = text[: max(1, len(text) // 2)], "length"
@@ -446,14 +464,15 @@ class FakeOpenAIServer:
                 text, finish_reason = "", "stop"
             completion_tokens += _count_tokens(text)
             if is_chat:
-                choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
+                choices.append({"index": number, "finish_reason": finish_reason,
+                                "logprobs": None,
                                 "message": {"role": "assistant", "content": text}})
             else:
-                choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
-                                "text": text})
-            if kind in TEXTLESS_FAULTS or (kind == "first_choice_textless" and index == 0):
+                choices.append({"index": number, "finish_reason": finish_reason,
+                                "logprobs": None, "text": text})
+            if kind in TEXTLESS_FAULTS or (kind == "first_choice_textless" and number == 0):
                 _spoil_text(choices[-1], kind, is_chat)
-        prompt_tokens = _count_tokens(prompt_text)
+        prompt_tokens = sum(_count_tokens(text) for text in prompt_texts)
         data = {
             "id": f"cmpl-{len(self.request_log)}-{int(entry['time'] * 1e6)}",
             "object": "chat.completion" if is_chat else "text_completion",

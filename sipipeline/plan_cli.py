@@ -23,6 +23,8 @@ def add_plan_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle_plan(args: argparse.Namespace) -> int:
+    import dagster as dg
+
     from sipipeline.defs.config import GenerationConfig, SeedPoolConfig
     from sipipeline.defs.cost_plan import estimate_rounds, journal_path
     from sipipeline.defs.partitions import round_number
@@ -44,11 +46,13 @@ def handle_plan(args: argparse.Namespace) -> int:
     else:
         pool = load_seed_tasks(SeedPoolConfig().seed_file)
         first = 1
-    llm = llm_resource_from_env()
+    # Built as Dagster builds it, so settings given as environment variables are resolved.
+    with dg.build_resources({"llm": llm_resource_from_env()}) as resources:
+        llm = resources.llm
     price = llm.token_price()
     journal = journal_path(store.local_dir("journal"))
     estimates = estimate_rounds(pool, first, args.rounds, num_prompts, journal,
-                                llm.requests_per_call())
+                                llm.requests_per_call(), llm.prompts_per_call())
     name = llm.describe()["model"]
     price_text = (f"${price.prompt:g} / ${price.completion:g} per 1M prompt / completion "
                   "tokens" if price else "no price known (set the resource's price fields)")

@@ -82,6 +82,7 @@ def tasks_per_generation_request(history: dict[str, PurposeUsage]) -> float:
 
 def estimate_round(pool: pd.DataFrame, number: int, num_prompts: int,
                    history: dict[str, PurposeUsage], max_n_per_request: int,
+                   prompts_per_request: int = 1,
                    generation: GenerationConfig | None = None,
                    classification: ClassificationConfig | None = None,
                    instance: InstanceConfig | None = None) -> RoundEstimate:
@@ -95,7 +96,7 @@ def estimate_round(pool: pd.DataFrame, number: int, num_prompts: int,
     estimate = RoundEstimate(number)
     estimate.steps.append(estimate_step(
         GENERATION, [PlannedCall(_size(p.prompt), 1, generation.max_tokens) for p in planned],
-        max_n_per_request, history.get(GENERATION)))
+        max_n_per_request, history.get(GENERATION), prompts_per_request))
     tasks = round(num_prompts * tasks_per_generation_request(history))
     examples = prompts.FewShotExamples.from_seeds(
         pool[pool["origin"] == Origin.SEED].reset_index(drop=True))
@@ -104,20 +105,22 @@ def estimate_round(pool: pd.DataFrame, number: int, num_prompts: int,
         CLASSIFICATION,
         [PlannedCall(_size(prompts.classification_prompt(examples, typical)), 1,
                      classification.max_tokens)] * tasks,
-        max_n_per_request, history.get(CLASSIFICATION)))
+        max_n_per_request, history.get(CLASSIFICATION), prompts_per_request))
     longest = max(instance.max_tokens_input_first, instance.max_tokens_output_first)
     estimate.steps.append(estimate_step(
         INSTANCES,
         [PlannedCall(_size(rounds.instance_prompt(examples, typical, False)), 1, longest)]
-        * tasks, max_n_per_request, history.get(INSTANCES)))
+        * tasks, max_n_per_request, history.get(INSTANCES), prompts_per_request))
     return estimate
 
 
 def estimate_rounds(pool: pd.DataFrame, first: int, count: int, num_prompts: int,
-                    journal: str | Path, max_n_per_request: int) -> list[RoundEstimate]:
+                    journal: str | Path, max_n_per_request: int,
+                    prompts_per_request: int = 1) -> list[RoundEstimate]:
     """Rounds `first` .. `first + count - 1`, each grown from `pool` (the pool as it is now)."""
     history = journal_usage(journal)
-    return [estimate_round(pool, number, num_prompts, history, max_n_per_request)
+    return [estimate_round(pool, number, num_prompts, history, max_n_per_request,
+                           prompts_per_request)
             for number in range(first, first + count)]
 
 
@@ -149,7 +152,7 @@ def budget_shortfall(llm: ModelResource, store: RoundStore, number: int) -> str 
             else load_seed_tasks(SeedPoolConfig().seed_file))
     journal = journal_path(store.local_dir("journal"))
     [estimate] = estimate_rounds(pool, number, 1, GenerationConfig().num_prompts, journal,
-                                 llm.requests_per_call())
+                                 llm.requests_per_call(), llm.prompts_per_call())
     projected = estimate.cost_usd(llm.token_price())
     status = BudgetLedger(str(journal), budget).status()
     if projected <= status.left_usd():

@@ -139,6 +139,10 @@ class ModelResource(dg.ConfigurableResource):
         """Samples of one prompt asked for in one request (n) by the clients."""
         raise NotImplementedError
 
+    def prompts_per_call(self) -> int:
+        """Prompts one request carries (packing; completions API only)."""
+        return 1
+
     def effective_budget_usd(self) -> float | None:
         """The budget field, else SIPIPELINE_BUDGET_USD, else None (no budget)."""
         return self.budget_usd if self.budget_usd is not None else budget_from_env()
@@ -227,6 +231,9 @@ class OpenAIEndpointResource(ModelResource):
 
     def requests_per_call(self) -> int:
         return self.max_n_per_request
+
+    def prompts_per_call(self) -> int:
+        return self.prompts_per_request if self.api == API_COMPLETIONS else 1
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
         shared = self._shared_settings()

@@ -139,7 +139,8 @@ class ModelClient(PackedRequests):
         calls = [PlannedCall(len(r.prompt.encode("utf-8")), r.n, r.params.max_tokens)
                  for r in requests]
         estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
-                                 journal_usage(self.journal.path).get(purpose))
+                                 journal_usage(self.journal.path).get(purpose),
+                                 self.config.pack_limit())
         self._estimates[purpose] = estimate
         return estimate
 
@@ -287,7 +288,8 @@ class ModelClient(PackedRequests):
         calls = [PlannedCall(len(job.request.prompt.encode("utf-8")), len(job.sample_indices),
                              job.request.params.max_tokens) for job in jobs]
         estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
-                                 journal_usage(self.journal.path).get(purpose))
+                                 journal_usage(self.journal.path).get(purpose),
+                                 self.config.pack_limit())
         self._budget.check_can_cover(
             estimate.cost_usd(self.config.price),
             f"{purpose} ({estimate.requests} requests, from {estimate.basis})")

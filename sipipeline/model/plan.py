@@ -66,13 +66,19 @@ class StepEstimate:
 
 
 def estimate_step(purpose: str, calls: Sequence[PlannedCall], max_n_per_request: int,
-                  history: PurposeUsage | None) -> StepEstimate:
-    """Requests and tokens of asking `calls`, from `history` when it has samples."""
-    requests = sum(math.ceil(call.n / max_n_per_request) for call in calls)
+                  history: PurposeUsage | None, prompts_per_request: int = 1) -> StepEstimate:
+    """Requests and tokens of asking `calls`, from `history` when it has samples.
+
+    Each prompt is billed for its tokens whether or not it shares a request with others
+    (`prompts_per_request`, packing), and the journal records usage per prompt, so tokens are
+    counted per prompt and only the request count is divided by the packing.
+    """
+    asked = sum(math.ceil(call.n / max_n_per_request) for call in calls)
+    requests = math.ceil(asked / max(1, prompts_per_request))
     samples = sum(call.n for call in calls)
     if history is not None and history.calls and history.samples:
         return StepEstimate(purpose, requests,
-                            round(requests * history.prompt_tokens_per_call()),
+                            round(asked * history.prompt_tokens_per_call()),
                             round(samples * history.completion_tokens_per_sample()),
                             BASIS_JOURNAL)
     prompt_tokens = sum(math.ceil(call.prompt_bytes / BYTES_PER_TOKEN)

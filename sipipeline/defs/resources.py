@@ -34,6 +34,7 @@ API_KEY_ENV = "OPENAI_API_KEY"
 MODEL_ENV = "SIPIPELINE_LLM_MODEL"
 API_MODE_ENV = "SIPIPELINE_LLM_API"
 MODEL_PATH_ENV = "SIPIPELINE_MODEL_PATH"
+PROMPTS_PER_REQUEST_ENV = "SIPIPELINE_PROMPTS_PER_REQUEST"
 
 DEFAULT_REMOTE_MODEL = "gpt-3.5-turbo-instruct"
 
@@ -263,7 +264,8 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
     """The `llm` resource for `Definitions`, chosen by the environment.
 
     OPENAI_BASE_URL set (or a `base_url` override): an `OpenAIEndpointResource`, with
-    OPENAI_API_KEY, SIPIPELINE_LLM_MODEL and SIPIPELINE_LLM_API as `dg.EnvVar` when set.
+    OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API and SIPIPELINE_PROMPTS_PER_REQUEST
+    as `dg.EnvVar` when set.
     Otherwise the `EmbeddedModelResource`, with SIPIPELINE_MODEL_PATH (a GGUF) and
     SIPIPELINE_LLM_API when set. Keyword overrides win.
     """
@@ -276,5 +278,7 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
         variables = ((MODEL_PATH_ENV, "model_path"), (API_MODE_ENV, "api"))
     fields: dict[str, Any] = {field_name: dg.EnvVar(env_name)
                               for env_name, field_name in variables if os.environ.get(env_name)}
+    if resource_type is OpenAIEndpointResource and os.environ.get(PROMPTS_PER_REQUEST_ENV):
+        fields["prompts_per_request"] = dg.EnvVar.int(PROMPTS_PER_REQUEST_ENV)
     fields.update(overrides)
     return resource_type(**fields)

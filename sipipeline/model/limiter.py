@@ -321,3 +321,10 @@ def shared_limiter(endpoint: str, max_in_flight: int, breaker_window_s: float
                     limiter.max_in_flight = max_in_flight
                 limiter.breaker_window_s = breaker_window_s
         return limiter
+
+
+def forget_shared_limiters() -> None:
+    """Drop every endpoint's limiter (what it learned, pauses, an open breaker): the next
+    client starts afresh. For tests, where a new fake endpoint may reuse an old port."""
+    with _REGISTRY_LOCK:
+        _LIMITERS.clear()

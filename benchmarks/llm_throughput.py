@@ -7,11 +7,15 @@ model's tokens/s.
 2. Overhead per request: client CPU time per request through ModelClient (both HTTP
    transports) and through a bare aiohttp loop posting the same JSON; the difference is what
    sipipeline adds. The official SDK's typed `completions.create` is shown for reference.
-3. The embedded model (Gemma 3 270M in llama.cpp, in process): completion tokens/s for one
+3. An endpoint enforcing token buckets of requests and tokens per minute (429 beyond them),
+   with `x-ratelimit-*` headers and without (429 + Retry-After only): the throughput the shared
+   limiter sustains as a fraction of the enforced limit, and the share of requests answered 429.
+4. The embedded model (Gemma 3 270M in llama.cpp, in process): completion tokens/s for one
    stream and for the default parallel setting.
 
 Run: `python benchmarks/llm_throughput.py [--latency 0.2] [--in-flight 16,64] [--rounds 12]
-[--skip-embedded]`. Numbers depend on the machine and on what else runs on it.
+[--rpm 3000] [--tpm 200000] [--bucket-seconds 60] [--rate-seconds 20] [--skip-embedded]`.
+Numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ import openai  # noqa: E402
 from sipipeline.model.client import ModelClient  # noqa: E402
 from sipipeline.model.config import ModelClientConfig  # noqa: E402
 from sipipeline.model.types import CompletionRequest, SamplingParams  # noqa: E402
+from sipipeline_tests.support.fake_openai_server import (  # noqa: E402
+    FakeOpenAIServer,
+    RateLimit,
+)
 
 PARAMS = SamplingParams(max_tokens=64, temperature=0.7, top_p=0.5, stop=("\n\n",))
 
@@ -164,6 +172,43 @@ def bench_endpoint(latency_s: float, in_flight: int, rounds: int) -> None:
     print(f"  load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
+def bench_rate_limited(rpm: float, tpm: float, bucket_s: float, seconds: float,
+                       latency_s: float, headers: bool) -> None:
+    """Throughput against enforced RPM/TPM buckets, as a fraction of the binding limit.
+
+    The buckets start full (a burst any client gets for free), so throughput is measured from
+    the end of the first bucket period to the last accepted request, from the server's log.
+    """
+    limits = RateLimit(requests=rpm * bucket_s / 60, tokens=tpm * bucket_s / 60,
+                       period_s=bucket_s, headers=headers)
+    params = SamplingParams(max_tokens=16)
+    probe = CompletionRequest("rate limited prompt number 0", params)
+    tokens_per_request = len(probe.prompt.split()) + params.max_tokens
+    limit_rps = min(rpm / 60, tpm / 60 / tokens_per_request)
+    count = int(limit_rps * (seconds + bucket_s)) + int(rpm * bucket_s / 60)
+    requests = [CompletionRequest(f"rate limited prompt number {i}", params)
+                for i in range(count)]
+    with tempfile.TemporaryDirectory() as journal_dir, \
+            FakeOpenAIServer(rate_limit=limits, latency_s=latency_s) as server:
+        config = ModelClientConfig(base_url=server.base_url, model="fake-model", api_key="none",
+                                   journal_path=f"{journal_dir}/j.sqlite", max_in_flight=64,
+                                   max_retries=1000, backoff_max_s=5.0, timeout_s=30)
+        with ModelClient(config) as client:
+            client.complete(requests, purpose="benchmark")
+        log = server.completion_log()
+    accepted = sorted(e["time"] for e in log if e["status"] == 200)
+    start = accepted[0] + bucket_s
+    measured = [t for t in accepted if t >= start]
+    rate = (len(measured) - 1) / (measured[-1] - start) if len(measured) > 1 else 0.0
+    rejected = sum(1 for e in log if e.get("rate_limited")) / len(log)
+    binding = "requests" if rpm / 60 <= tpm / 60 / tokens_per_request else "tokens"
+    print(f"rate-limited endpoint ({'with' if headers else 'without'} x-ratelimit headers): "
+          f"{rpm:g} RPM, {tpm:g} TPM ({tokens_per_request} tokens per request: the {binding} "
+          f"limit binds at {limit_rps:.1f} req/s), {count} requests")
+    print(f"  {rate:7.1f} req/s = {rate / limit_rps:.3f} of the enforced limit; "
+          f"{rejected:.1%} of requests answered 429")
+
+
 def bench_embedded(max_tokens: int) -> None:
     from sipipeline import embedded
 
@@ -201,11 +246,21 @@ def main() -> None:
                         help="comma-separated in-flight counts to measure")
     parser.add_argument("--rounds", type=int, default=12,
                         help="requests per in-flight slot")
+    parser.add_argument("--rpm", type=float, default=3000, help="enforced requests per minute")
+    parser.add_argument("--tpm", type=float, default=200_000, help="enforced tokens per minute")
+    parser.add_argument("--bucket-seconds", type=float, default=60,
+                        help="how many seconds of the limits a full bucket holds (60 like "
+                             "OpenAI; less for a quicker run)")
+    parser.add_argument("--rate-seconds", type=float, default=20,
+                        help="how long to measure past the first bucket")
     parser.add_argument("--embedded-tokens", type=int, default=64)
     parser.add_argument("--skip-embedded", action="store_true")
     args = parser.parse_args()
     for in_flight in (int(v) for v in args.in_flight.split(",")):
         bench_endpoint(args.latency, in_flight, args.rounds)
+    for headers in (True, False):
+        bench_rate_limited(args.rpm, args.tpm, args.bucket_seconds, args.rate_seconds,
+                           args.latency, headers)
     if not args.skip_embedded:
         bench_embedded(args.embedded_tokens)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
+from sipipeline.plan_cli import add_plan_parser
 from sipipeline.review_cli import add_review_parser
 from sipipeline.run_lock import RunLock, RunLockHeldError
 from sipipeline.status_cli import add_status_parser
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parser(sub)
     add_trace_parser(sub)
     add_status_parser(sub)
+    add_plan_parser(sub)
     return parser
 
 

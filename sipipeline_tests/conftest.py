@@ -6,9 +6,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from sipipeline.model.limiter import forget_shared_limiters
 from sipipeline_tests.support.fake_model import respond
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 from sipipeline_tests.support.round_harness import RoundJobHarness
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters() -> Iterator[None]:
+    """Each test's fake endpoints start with no learned limits: a new server may reuse the
+    port (and so the endpoint id) of an earlier test's one, e.g. a breaker left open."""
+    forget_shared_limiters()
+    yield
+    forget_shared_limiters()
 
 
 @pytest.fixture

@@ -80,6 +80,22 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
                 for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
                              "journal_hits", "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
+    # The keys of the dagster-openai integration, which Insights and dashboards read.
+    metadata["openai.calls"] = dg.MetadataValue.int(usage.requests)
+    metadata["openai.prompt_tokens"] = dg.MetadataValue.int(usage.prompt_tokens)
+    metadata["openai.completion_tokens"] = dg.MetadataValue.int(usage.completion_tokens)
+    metadata["openai.total_tokens"] = dg.MetadataValue.int(
+        usage.prompt_tokens + usage.completion_tokens)
+    metadata["sipipeline/cost_usd"] = dg.MetadataValue.float(float(usage.cost_usd))
+    estimate = client.estimated(purpose)
+    if estimate is not None:
+        # The cost plan's estimate, made before the call, next to what it cost.
+        metadata["sipipeline/estimated_cost_usd"] = dg.MetadataValue.float(
+            float(estimate.cost_usd(client.config.price)))
+        metadata["sipipeline/estimated_requests"] = dg.MetadataValue.int(estimate.requests)
+        metadata["sipipeline/estimated_tokens"] = dg.MetadataValue.int(
+            estimate.prompt_tokens + estimate.completion_tokens)
+        metadata["sipipeline/estimate_basis"] = dg.MetadataValue.text(estimate.basis)
     return metadata
 
 
@@ -90,6 +106,7 @@ def _client(llm: ModelResource, store: RoundStore) -> ModelClient:
 def _complete(client: ModelClient, requests: list[CompletionRequest],
               purpose: str) -> list[rounds.ModelText]:
     """Call the model; errors that a retry cannot fix (auth, budget) fail without retries."""
+    client.estimate(requests, purpose)
     try:
         completions = client.complete(requests, purpose=purpose, progress=stage_progress())
     except ModelAccessError as error:

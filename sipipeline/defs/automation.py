@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from sipipeline.defs.cost_plan import budget_shortfall
 from sipipeline.defs.partitions import (
     RoundKeyError,
     bootstrap_rounds,
@@ -33,6 +34,8 @@ from sipipeline.defs.partitions import (
     round_key,
     round_number,
 )
+from sipipeline.defs.resources import ModelResource
+from sipipeline.defs.storage import RoundStore
 
 ROUND_JOB_NAME = "bootstrap_round_job"
 SENSOR_NAME = "next_round_sensor"
@@ -280,18 +283,36 @@ def _run_request(decision: NextRound, started_by: str) -> dg.RunRequest:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Starts the next bootstrap round after the previous one succeeded, until "
                 f"{MAX_ROUNDS_ENV} rounds (default {DEFAULT_MAX_ROUNDS}) or a pool of "
-                f"{TARGET_POOL_SIZE_ENV} tasks; never while a round is queued or running.",
+                f"{TARGET_POOL_SIZE_ENV} tasks; never while a round is queued or running, nor "
+                "when the budget (SIPIPELINE_BUDGET_USD) cannot cover the projected round.",
 )
 def next_round_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     decision = next_round_for(context.instance)
     if decision.round_number is None:
         return dg.SensorResult(skip_reason=decision.reason)
+    shortfall = _budget_shortfall(context, decision.round_number)
+    if shortfall is not None:
+        return dg.SensorResult(skip_reason=dg.SkipReason(shortfall))
     context.log.info(decision.reason)
     return dg.SensorResult(
         run_requests=[_run_request(decision, SENSOR_NAME)],
         dynamic_partitions_requests=[
             bootstrap_rounds.build_add_request([decision.partition_key])],
     )
+
+
+def _budget_shortfall(context: dg.SensorEvaluationContext, number: int) -> str | None:
+    """The budget check of the code location's model and storage (none without them)."""
+    repository = context.repository_def
+    definitions = repository.get_top_level_resources() if repository is not None else {}
+    if "llm" not in definitions or "round_store" not in definitions:
+        return None
+    with dg.build_resources({key: definitions[key] for key in ("llm", "round_store")}
+                            ) as resources:
+        llm, store = resources.llm, resources.round_store
+        if not isinstance(llm, ModelResource) or not isinstance(store, RoundStore):
+            return None
+        return budget_shortfall(llm, store, number)
 
 
 def sensor_is_running(instance: dg.DagsterInstance, name: str = SENSOR_NAME) -> bool:

@@ -25,6 +25,7 @@ from sipipeline.model import embedded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.keys import endpoint_id
+from sipipeline.model.ledger import BUDGET_ENV, budget_from_env
 from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
 from sipipeline.model.redaction import REDACTED, redact, split_credentials
 from sipipeline.model.types import (
@@ -42,6 +43,7 @@ API_MODE_ENV = "SIPIPELINE_LLM_API"
 TOKEN_LIMIT_FIELD_ENV = "SIPIPELINE_TOKEN_LIMIT_FIELD"
 STRUCTURED_OUTPUT_ENV = "SIPIPELINE_STRUCTURED_OUTPUT"
 MODEL_PATH_ENV = "SIPIPELINE_MODEL_PATH"
+PROMPTS_PER_REQUEST_ENV = "SIPIPELINE_PROMPTS_PER_REQUEST"
 
 DEFAULT_REMOTE_MODEL = "gpt-3.5-turbo-instruct"
 
@@ -88,7 +90,16 @@ class ModelResource(dg.ConfigurableResource):
     price_cached_prompt_per_million: float | None = Field(
         default=None, description="USD per million cached prompt tokens.")
     budget_usd: float | None = Field(
-        default=None, description="Stop an asset's requests before its cost would exceed this.")
+        default=None, description="Total USD this storage may spend on the model, across "
+        "assets, rounds and concurrent runs (a ledger in the journal database); default "
+        f"{BUDGET_ENV} when set. A round that would exceed it stops before sending.")
+    adaptive_rate_limits: bool = Field(
+        default=True, description="Pace requests by the endpoint's x-ratelimit-* headers and "
+        "429s with one limiter per endpoint and process, the in-flight window adapting up to "
+        "max_in_flight.")
+    breaker_window_s: float = Field(
+        default=60.0, description="Fail (not retry) once every answer for this many seconds "
+        "was a 429 or 5xx.")
     http_transport: str = Field(
         default="auto",
         description="'aiohttp' (the lean default), 'openai' (the official SDK's request path) "
@@ -144,9 +155,27 @@ class ModelResource(dg.ConfigurableResource):
         return {"api": self.api, "token_limit_field": self.token_limit_field,
                 "timeout_s": self.timeout_s, "max_retries": self.max_retries,
                 "backoff_base_s": self.backoff_base_s, "backoff_max_s": self.backoff_max_s,
-                "send_seed": self.send_seed, "budget_usd": self.budget_usd,
+                "send_seed": self.send_seed, "budget_usd": self.effective_budget_usd(),
+                "adaptive_rate_limits": self.adaptive_rate_limits,
+                "breaker_window_s": self.breaker_window_s,
                 "journal_synchronous": "FULL" if self.journal_fsync else "NORMAL",
                 "http_transport": self.http_transport}
+
+    def token_price(self) -> TokenPrice | None:
+        """The price the clients will use (for plans: no server is started)."""
+        raise NotImplementedError
+
+    def requests_per_call(self) -> int:
+        """Samples of one prompt asked for in one request (n) by the clients."""
+        raise NotImplementedError
+
+    def prompts_per_call(self) -> int:
+        """Prompts one request carries (packing; completions API only)."""
+        return 1
+
+    def effective_budget_usd(self) -> float | None:
+        """The budget field, else SIPIPELINE_BUDGET_USD, else None (no budget)."""
+        return self.budget_usd if self.budget_usd is not None else budget_from_env()
 
     def _configured_price(self) -> TokenPrice | None:
         """The price given in the settings, if any."""
@@ -176,6 +205,12 @@ class EmbeddedModelResource(ModelResource):
     def describe(self) -> dict[str, str]:
         model = Path(self.model_path).stem if self.model_path else embedded.DEFAULT_MODEL_ALIAS
         return {"endpoint": "embedded", "model": model, "api": self.api}
+
+    def token_price(self) -> TokenPrice | None:
+        return self._configured_price() or TokenPrice(0.0, 0.0)
+
+    def requests_per_call(self) -> int:
+        return 1
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
         shared = self._shared_settings()
@@ -212,10 +247,23 @@ class OpenAIEndpointResource(ModelResource):
     max_n_per_request: int = Field(
         default=8, description="Samples asked for in one request (n); 1 for endpoints that "
         "ignore n.")
+    prompts_per_request: int = Field(
+        default=8, description="Prompts packed into one completions request (a list prompt; "
+        "the journal still keys every prompt on its own); 1 for endpoints that reject lists. "
+        "Chat requests always carry one.")
 
     def describe(self) -> dict[str, str]:
         return {"endpoint": endpoint_id(self.base_url),
                 "model": self.model or DEFAULT_REMOTE_MODEL, "api": self.api}
+
+    def token_price(self) -> TokenPrice | None:
+        return self._configured_price() or DEFAULT_PRICES.get(self.model or DEFAULT_REMOTE_MODEL)
+
+    def requests_per_call(self) -> int:
+        return self.max_n_per_request
+
+    def prompts_per_call(self) -> int:
+        return self.prompts_per_request if self.api == API_COMPLETIONS else 1
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
         shared = self._shared_settings()
@@ -229,6 +277,7 @@ class OpenAIEndpointResource(ModelResource):
             **shared, base_url=self.base_url, model=model, journal_path=journal_path,
             api_key=self.api_key or "", max_in_flight=self.max_in_flight or 32,
             max_n_per_request=self.max_n_per_request,
+            prompts_per_request=self.prompts_per_request,
             price=self._configured_price() or DEFAULT_PRICES.get(model))
 
     def _shown_fields(self) -> dict[str, Any]:
@@ -244,9 +293,9 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
     """The `llm` resource for `Definitions`, chosen by the environment.
 
     OPENAI_BASE_URL set (or a `base_url` override): an `OpenAIEndpointResource`, with
-    OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API and SIPIPELINE_TOKEN_LIMIT_FIELD
-    as `dg.EnvVar` when set. SIPIPELINE_STRUCTURED_OUTPUT (true/false) sets
-    `structured_output` for either resource.
+    OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API, SIPIPELINE_TOKEN_LIMIT_FIELD and
+    SIPIPELINE_PROMPTS_PER_REQUEST as `dg.EnvVar` when set. SIPIPELINE_STRUCTURED_OUTPUT
+    (true/false) sets `structured_output` for either resource.
     Otherwise the `EmbeddedModelResource`, with SIPIPELINE_MODEL_PATH (a GGUF) and
     SIPIPELINE_LLM_API when set. Keyword overrides win.
     """
@@ -263,5 +312,7 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
     structured = os.environ.get(STRUCTURED_OUTPUT_ENV, "").strip().lower()
     if structured:
         fields["structured_output"] = structured in ("1", "true", "yes", "on")
+    if resource_type is OpenAIEndpointResource and os.environ.get(PROMPTS_PER_REQUEST_ENV):
+        fields["prompts_per_request"] = dg.EnvVar.int(PROMPTS_PER_REQUEST_ENV)
     fields.update(overrides)
     return resource_type(**fields)

@@ -44,7 +44,11 @@ from sipipeline.model.interrupts import StoppedBySignalError, deliver_again, wat
 from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
-from sipipeline.model.pricing import Budget, cost_usd
+from sipipeline.model.ledger import BudgetLedger, LedgerBudget
+from sipipeline.model.limiter import EndpointLimiter, Permit, shared_limiter
+from sipipeline.model.packing import PackedRequests, take_pack
+from sipipeline.model.plan import PlannedCall, StepEstimate, estimate_step, journal_usage
+from sipipeline.model.pricing import Budget, cost_usd, estimate_prompt_tokens
 from sipipeline.model.progress import ProgressCallback, ProgressMeter
 from sipipeline.model.redaction import redact
 from sipipeline.model.transports import (
@@ -91,7 +95,7 @@ class _AbortedError(Exception):
     pass
 
 
-class ModelClient:
+class ModelClient(PackedRequests):
     """Send completion requests concurrently; journal, retry and account for them."""
 
     def __init__(self, config: ModelClientConfig) -> None:
@@ -108,7 +112,18 @@ class ModelClient:
         self.response_format_supported = self._facts.get(
             config.endpoint_id, config.model, RESPONSE_FORMAT) != UNSUPPORTED
         self._usage: dict[str, Usage] = defaultdict(Usage)
-        self._budget = Budget(config.budget_usd, config.price)
+        self._estimates: dict[str, StepEstimate] = {}
+        self._ledger: BudgetLedger | None = None
+        self._budget: Budget | LedgerBudget
+        if config.budget_usd is not None:
+            # One budget for every client of this journal, in this process or another.
+            self._ledger = BudgetLedger(config.journal_path, config.budget_usd)
+            self._budget = LedgerBudget(self._ledger, config.price)
+        else:
+            self._budget = Budget(None, config.price)
+        self._limiter: EndpointLimiter | None = (
+            shared_limiter(config.endpoint_id, config.max_in_flight, config.breaker_window_s)
+            if config.adaptive_rate_limits else None)
         self._unsaved_samples: list[tuple] = []
         self._unsaved_calls: list[tuple] = []
         self._flush_scheduled = False
@@ -144,6 +159,21 @@ class ModelClient:
             return replace(self._usage.get(purpose) or Usage())
         return sum(self._usage.values(), Usage())
 
+    def estimate(self, requests: Sequence[CompletionRequest], purpose: str) -> StepEstimate:
+        """What `requests` are expected to use (the cost plan's estimate, from the journal's
+        usage of `purpose` when there is any); remembered for `estimated(purpose)`."""
+        calls = [PlannedCall(len(r.prompt.encode("utf-8")), r.n, r.params.max_tokens)
+                 for r in requests]
+        estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
+                                 journal_usage(self.journal.path).get(purpose),
+                                 self.config.pack_limit())
+        self._estimates[purpose] = estimate
+        return estimate
+
+    def estimated(self, purpose: str) -> StepEstimate | None:
+        """The last `estimate` made for `purpose`, if any."""
+        return self._estimates.get(purpose)
+
     def usage_by_purpose(self) -> dict[str, Usage]:
         """Usage of every purpose seen, by purpose name."""
         return {name: replace(usage) for name, usage in sorted(self._usage.items())}
@@ -166,6 +196,8 @@ class ModelClient:
             self._loop.close()
             self.journal.close()
             self._facts.close()
+            if self._ledger is not None:
+                self._ledger.close()
 
     def __enter__(self) -> ModelClient:
         return self
@@ -213,7 +245,10 @@ class ModelClient:
 
     async def _make_transport(self) -> Transport:
         """Built on the loop thread: HTTP sessions bind to the loop that creates them."""
-        return make_transport(self.config)
+        transport = make_transport(self.config)
+        if self._limiter is not None:
+            transport.header_observer = self._limiter.observe_headers
+        return transport
 
     def _flush_journal(self) -> None:
         """Write the responses received since the last flush (runs on the loop thread)."""
@@ -259,6 +294,8 @@ class ModelClient:
         meter = ProgressMeter(purpose, samples, usage, progress) if progress else None
         if meter is not None:
             meter.report()
+        if jobs and isinstance(self._budget, LedgerBudget):
+            self._check_budget_covers(jobs, purpose)
         if jobs:
             with contextlib.suppress(sqlite3.Error):  # prompts serve tracing, not answers
                 self.journal.record_prompts({job.prompt_digest: job.request.prompt
@@ -282,6 +319,18 @@ class ModelClient:
         if meter is not None:
             meter.report(finished=True)
         return [samples[d][:r.n] for d, r in zip(digests, requests, strict=True)]  # type: ignore[misc]
+
+    def _check_budget_covers(self, jobs: list[Job], purpose: str) -> None:
+        """Stop before sending anything when the work's expected cost does not fit the budget
+        (from the journal's usage of this purpose when there is any)."""
+        calls = [PlannedCall(len(job.request.prompt.encode("utf-8")), len(job.sample_indices),
+                             job.request.params.max_tokens) for job in jobs]
+        estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
+                                 journal_usage(self.journal.path).get(purpose),
+                                 self.config.pack_limit())
+        self._budget.check_can_cover(
+            estimate.cost_usd(self.config.price),
+            f"{purpose} ({estimate.requests} requests, from {estimate.basis})")
 
     async def _run_jobs(self, state: RunState, jobs: list[Job],
                         samples: dict[str, list[Completion | None]], purpose: str) -> None:
@@ -362,8 +411,12 @@ class ModelClient:
                 async with state.changed:
                     await state.changed.wait()
                 continue
+            pack = take_pack(job, state.ready, self.config.pack_limit())
             try:
-                await self._run_job(state, job, samples[job.prompt_digest], purpose)
+                if len(pack) > 1:
+                    await self._run_pack(state, pack, samples, purpose)
+                else:
+                    await self._run_job(state, job, samples[job.prompt_digest], purpose)
             except _AbortedError:
                 return
             except ModelAccessError as error:
@@ -392,13 +445,22 @@ class ModelClient:
             token_field = self.token_limit_field
             with_format = bool(request.response_format) and self.response_format_supported
             sent = request if with_format else replace(request, response_format="")
+            permit = await self._admit(request, len(pending))
             try:
                 response = await self._send(sent, len(pending), job, pending[0], token_field)
                 parsed = parse_choices(response, api=cfg.api, limit=len(pending),
                                        extra_stops=request.params.stop[cfg.max_stop_sequences:])
+                if permit is not None and self._limiter is not None:
+                    # The endpoint counts the prompt and max_tokens of every sample asked for.
+                    self._limiter.succeeded(permit, parsed.prompt_tokens
+                                            + request.params.max_tokens * len(pending))
+                    permit = None
             except EndpointStatusError as error:
                 self._budget.release(reservation)
                 status = error.status
+                retry_after = parse_retry_after(error.headers)
+                self._limiter_outcome(permit, status, retry_after)
+                permit = None
                 if (token_field != MAX_COMPLETION_TOKENS
                         and wants_max_completion_tokens(status, error.message)):
                     self._learn_token_limit_field(MAX_COMPLETION_TOKENS)
@@ -415,7 +477,6 @@ class ModelClient:
                     raise ModelAccessError(
                         f"the endpoint rejected a request (HTTP {status}): "
                         f"{redact(error.message, *cfg.secrets())}") from None
-                retry_after = parse_retry_after(error.headers)
                 if retry_after is not None and retry_after > cfg.backoff_max_s:
                     raise ModelAccessError(
                         f"the endpoint answered HTTP {status} and asked to wait "
@@ -436,9 +497,18 @@ class ModelClient:
                 cause = ("timeout" if isinstance(error, EndpointTimeoutError)
                          else "connection error" if isinstance(error, EndpointConnectionError)
                          else f"{MALFORMED} ({error})")
+                if self._limiter is not None and permit is not None:
+                    if isinstance(error, MalformedResponseError):
+                        self._limiter.released(permit)
+                    else:
+                        self._limiter.failed(permit, cause)
+                    permit = None
                 attempt += 1
                 await self._backoff(attempt, None, cause, usage)
                 continue
+            except asyncio.CancelledError:
+                self._budget.release(reservation)
+                raise
             except Exception as error:
                 # A LocalRequestError or anything else raised here, before any answer: not the
                 # endpoint's doing and no retry can help, so it fails at once as what it is.
@@ -447,13 +517,34 @@ class ModelClient:
                     f"a local error stopped a request to {cfg.endpoint_id} before the endpoint "
                     f"answered ({type(error).__name__}: {redact(str(error), *cfg.secrets())}); "
                     "nothing was received for it") from None
-            self._budget.release(reservation)
-            received = self._accept(parsed, job, pending, row, purpose)
+            finally:
+                if permit is not None and self._limiter is not None:
+                    self._limiter.released(permit)
+            received = self._accept(parsed, job, pending, row, purpose, reservation)
             pending = pending[received:]
             if parsed.problem is not None:
                 # Unusable choices are not answers: the samples they stood for are asked again.
                 attempt += 1
                 await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
+
+    async def _admit(self, request: CompletionRequest, n: int) -> Permit | None:
+        """Wait for the shared limiter's go: a slot in the window and the request's tokens."""
+        if self._limiter is None:
+            return None
+        tokens = estimate_prompt_tokens(request.prompt) + request.params.max_tokens * n
+        return await self._limiter.acquire(tokens)
+
+    def _limiter_outcome(self, permit: Permit | None, status: int,
+                         retry_after: float | None) -> None:
+        """Tell the limiter how an HTTP error answer went (429 and 5xx shape its pacing)."""
+        if permit is None or self._limiter is None:
+            return
+        if status == 429:
+            self._limiter.rate_limited_answer(permit, retry_after)
+        elif status >= 500:
+            self._limiter.failed(permit, f"HTTP {status}")
+        else:
+            self._limiter.released(permit)
 
     async def _send(self, request: CompletionRequest, n: int, job: Job,
                     first_sample: int, token_field: str) -> Any:
@@ -484,10 +575,12 @@ class ModelClient:
                             field)
 
     def _accept(self, parsed: ParsedResponse, job: Job, pending: list[int],
-                row: list[Completion | None], purpose: str) -> int:
+                row: list[Completion | None], purpose: str, reservation: Any,
+                count_request: bool = True) -> int:
         """Journal the samples of one response and fill them in; returns how many came.
 
-        The call is accounted (and paid for) even when none of its choices was usable.
+        The call is accounted (and paid for) even when none of its choices was usable. The
+        later prompts of a packed request are not counted as requests again.
         """
         cfg = self.config
         call_cost = cost_usd(cfg.price, parsed.prompt_tokens, parsed.completion_tokens,
@@ -517,13 +610,13 @@ class ModelClient:
         for completion in completions:
             row[completion.sample_index] = completion
         usage = self._usage[purpose]
-        usage.requests += 1
+        usage.requests += int(count_request)
         usage.samples += len(completions)
         usage.prompt_tokens += parsed.prompt_tokens
         usage.completion_tokens += parsed.completion_tokens
         usage.cached_tokens += parsed.cached_tokens
         usage.cost_usd += call_cost
-        self._budget.spend(call_cost)
+        self._budget.settle(reservation, call_cost)
         return len(completions)
 
     async def _backoff(self, attempt: int, retry_after: float | None, cause: str,

@@ -50,6 +50,19 @@ class ModelClientConfig:
     #: Where the token limit goes: `max_tokens`, or `max_completion_tokens` for endpoints that
     #: require it (also learnt from the endpoint's 400 answer, and remembered in the journal).
     token_limit_field: str = MAX_TOKENS
+    # The shared per-endpoint limiter (limiter.py): pacing by x-ratelimit-* headers and 429s,
+    # an adaptive in-flight window, and a breaker that fails after this long of only failures.
+    adaptive_rate_limits: bool = True
+    breaker_window_s: float = 60.0
+    # Prompts sent in one completions request (a list prompt); chat requests, and requests
+    # with a per-prompt seed, always carry one.
+    prompts_per_request: int = 1
+
+    def pack_limit(self) -> int:
+        """How many prompts one request may carry with these settings."""
+        if self.api != API_COMPLETIONS or self.send_seed:
+            return 1
+        return self.prompts_per_request
 
     def secrets(self) -> tuple[str, ...]:
         """What must never appear in a message: the key and any credentials in the URL.
@@ -69,8 +82,9 @@ class ModelClientConfig:
                                    f"got {self.token_limit_field!r}")
         if self.api not in API_MODES:
             raise ModelAccessError(f"api must be one of {API_MODES}, got {self.api!r}")
-        if self.max_in_flight < 1 or self.max_n_per_request < 1:
-            raise ModelAccessError("max_in_flight and max_n_per_request must be at least 1")
+        if self.max_in_flight < 1 or self.max_n_per_request < 1 or self.prompts_per_request < 1:
+            raise ModelAccessError(
+                "max_in_flight, max_n_per_request and prompts_per_request must be at least 1")
         if not self.model:
             raise ModelAccessError("no model name configured")
         credentials = split_credentials(self.base_url)

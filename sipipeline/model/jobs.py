@@ -17,6 +17,7 @@ class Job:
     request: CompletionRequest
     prompt_digest: str
     sample_indices: list[int]
+    packable: bool = True  # False: asked alone (after a packed request for it failed)
 
 
 class RunState:

@@ -81,3 +81,8 @@ class Budget:
 
     def spend(self, amount_usd: float) -> None:
         self.spent_usd += amount_usd
+
+    def settle(self, reservation: float, amount_usd: float) -> None:
+        """The answer to a reserved request cost `amount_usd`."""
+        self.release(reservation)
+        self.spend(amount_usd)

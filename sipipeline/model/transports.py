@@ -18,7 +18,7 @@ import base64
 import json
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -49,8 +49,13 @@ class LocalRequestError(Exception):
     """The request could not be built or sent here (e.g. an unusable URL): not an answer."""
 
 
+HeaderObserver = Callable[[Mapping[str, str]], None]
+
+
 class Transport(Protocol):
     name: str
+    #: Called with the headers of every answer (the shared rate limiter reads them).
+    header_observer: HeaderObserver | None
 
     async def post(self, path: str, body: dict[str, Any]) -> Any: ...
 
@@ -111,6 +116,7 @@ class AiohttpTransport:
     def __init__(self, config: ModelClientConfig) -> None:
         import aiohttp
 
+        self.header_observer: HeaderObserver | None = None
         self._aiohttp = aiohttp
         base_url, auth_header = authorization(config)
         self._base_url = base_url.rstrip("/")
@@ -137,6 +143,8 @@ class AiohttpTransport:
                                           data=json.dumps(body, ensure_ascii=False)
                                           .encode("utf-8")) as response:
                 payload = await response.read()
+                if self.header_observer is not None:
+                    self.header_observer(response.headers)
                 if response.status >= 400:
                     raise EndpointStatusError(response.status, response.headers,
                                               error_body_message(payload))
@@ -165,6 +173,7 @@ class SdkTransport:
         import openai  # only this transport needs the SDK (a slow import)
 
         self._openai = openai
+        self.header_observer: HeaderObserver | None = None
         base_url, auth_header = authorization(config)
         self._client = openai.AsyncOpenAI(
             api_key=config.api_key or "none", base_url=base_url,
@@ -176,8 +185,16 @@ class SdkTransport:
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         openai = self._openai
         try:
-            return await self._client.post(path, body=body, cast_to=object)
+            if self.header_observer is None:
+                return await self._client.post(path, body=body, cast_to=object)
+            import httpx  # the SDK's HTTP layer, for the response headers
+
+            response = await self._client.post(path, body=body, cast_to=httpx.Response)
+            self.header_observer(response.headers)
+            return response.json()
         except openai.APIStatusError as error:
+            if self.header_observer is not None:
+                self.header_observer(error.response.headers)
             raise EndpointStatusError(error.status_code, error.response.headers,
                                       _status_message(error)) from None
         except openai.APITimeoutError:

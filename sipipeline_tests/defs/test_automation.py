@@ -284,3 +284,29 @@ def test_the_schedule_stands_aside_while_the_sensor_is_on(instance):
         assert evaluate_schedule(instance).run_requests[0].partition_key == "round_002"
     finally:
         instance.delete_instigator_state(state.instigator_origin_id, state.selector_id)
+
+
+def test_the_sensor_skips_when_the_budget_cannot_cover_the_projected_round(instance, one_round,
+                                                                           monkeypatch):
+    from sipipeline.defs import build_defs
+    from sipipeline.defs.resources import OpenAIEndpointResource
+
+    harness, _ = one_round
+    priced = OpenAIEndpointResource(base_url=harness.server.base_url, api_key="k",
+                                    model="fake-model", price_prompt_per_million=2.0,
+                                    price_completion_per_million=6.0)
+    priced_defs = build_defs(str(harness.storage), priced)
+
+    def evaluate():
+        context = dg.build_sensor_context(instance_ref=instance.get_ref(),
+                                          definitions=priced_defs, sensor_name=SENSOR_NAME)
+        with partition_loading_context(dynamic_partitions_store=instance):
+            return next_round_sensor.evaluate_tick(context)
+
+    monkeypatch.setenv("SIPIPELINE_BUDGET_USD", "0.000001")
+    result = evaluate()
+    assert not result.run_requests
+    assert "budget cannot cover round_002" in result.skip_message
+    assert "budget $0.0000" in result.skip_message and "projected to cost $" in result.skip_message
+    monkeypatch.setenv("SIPIPELINE_BUDGET_USD", "1000")
+    assert [r.partition_key for r in evaluate().run_requests] == ["round_002"]

@@ -146,3 +146,21 @@ def test_credentials_in_the_url_work_and_stay_out_of_everything_the_run_wrote(
     assert any(p.name.startswith("llm_journal") for p in written)
     for path in written:
         assert password.encode() not in path.read_bytes(), path
+
+
+def test_packing_and_budget_settings_from_the_environment(monkeypatch) -> None:
+    import dagster as dg
+
+    from sipipeline.defs.resources import llm_resource_from_env
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with dg.build_resources({"llm": llm_resource_from_env()}) as resources:
+        assert resources.llm.prompts_per_call() == 8  # on by default for completions
+        assert resources.llm.effective_budget_usd() is None
+    monkeypatch.setenv("SIPIPELINE_PROMPTS_PER_REQUEST", "1")
+    monkeypatch.setenv("SIPIPELINE_BUDGET_USD", "2.5")
+    with dg.build_resources({"llm": llm_resource_from_env()}) as resources:
+        assert resources.llm.prompts_per_call() == 1
+        assert resources.llm.effective_budget_usd() == 2.5
+    with dg.build_resources({"llm": llm_resource_from_env(api="chat")}) as resources:
+        assert resources.llm.prompts_per_call() == 1  # chat requests carry one prompt

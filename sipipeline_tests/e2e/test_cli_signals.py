@@ -35,7 +35,9 @@ def test_a_signal_stops_the_run_while_requests_hang(tmp_path, signum) -> None:
         env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
                "SIPIPELINE_STORAGE": str(tmp_path / "storage"),
                "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
-               "SIPIPELINE_LLM_MODEL": "fake-model"}
+               "SIPIPELINE_LLM_MODEL": "fake-model",
+               # One prompt per request: the faults below hold requests by number.
+               "SIPIPELINE_PROMPTS_PER_REQUEST": "1"}
         child = subprocess.Popen([sys.executable, "-m", "sipipeline.cli", "run",
                                   "--num-prompts", "8"], env=env, cwd=tmp_path,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

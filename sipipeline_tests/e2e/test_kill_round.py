@@ -31,7 +31,9 @@ def cli_env(root: Path, server: FakeOpenAIServer) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(root / "home"),
             "SIPIPELINE_STORAGE": str(root / "storage"),
             "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "test-key",
-            "SIPIPELINE_LLM_MODEL": "fake-model"}
+            "SIPIPELINE_LLM_MODEL": "fake-model",
+            # One prompt per request: the faults below hold requests by number.
+            "SIPIPELINE_PROMPTS_PER_REQUEST": "1"}
 
 
 def run_command(root: Path) -> list[str]:

@@ -84,11 +84,21 @@ def test_metadata_shows_counts_schema_preview_and_funnel(pipeline):
     assert rejected + generated["funnel/accepted"].value == generated["dagster/row_count"].value
     assert generated["funnel/requests"].value == 3
     # Token accounting per asset: what this round's requests cost.
-    assert generated["llm/requests"].value == 3
+    # Three prompts packed into one completions request (prompts_per_request 8).
+    assert generated["llm/requests"].value == 1
     assert generated["llm/prompt_tokens"].value > 0 and generated["llm/completion_tokens"].value > 0
     assert generated["llm/model"].value == "fake-model"
-    assert events["instances"]["llm/requests"].value == events["classification_labels"][
-        "dagster/row_count"].value
+    tasks = events["classification_labels"]["dagster/row_count"].value
+    assert -(-tasks // 8) <= events["instances"]["llm/requests"].value < tasks
+    # The dagster-openai integration's keys, for Insights and existing dashboards.
+    for name in ("generated_instructions", "classification_labels", "instances"):
+        meta = events[name]
+        assert meta["openai.calls"].value == meta["llm/requests"].value
+        assert meta["openai.prompt_tokens"].value == meta["llm/prompt_tokens"].value
+        assert meta["openai.completion_tokens"].value == meta["llm/completion_tokens"].value
+        assert meta["openai.total_tokens"].value == (
+            meta["openai.prompt_tokens"].value + meta["openai.completion_tokens"].value)
+        assert meta["sipipeline/cost_usd"].value == meta["llm/cost_usd"].value
     assert events["filtered_tasks"]["pool_size"].value > 175
 
 
@@ -151,7 +161,10 @@ def test_bad_credentials_fail_the_round_once_without_retries(tmp_path):
         retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
         assert retried == []
         # At most the requests already in flight when the first 401 came back, none resent.
-        prompts_sent = [entry["body"]["prompt"] for entry in server.completion_log()]
+        prompts_sent = []
+        for entry in server.completion_log():
+            prompt = entry["body"]["prompt"]  # a packed request carries a list of prompts
+            prompts_sent += prompt if isinstance(prompt, list) else [prompt]
         assert 1 <= len(prompts_sent) <= 3 and len(set(prompts_sent)) == len(prompts_sent)
 
 

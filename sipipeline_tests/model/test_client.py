@@ -260,12 +260,19 @@ def test_budget_stops_before_it_is_exceeded(tmp_path: Path) -> None:
     with FakeOpenAIServer() as server:
         with make_client(server, journal, price=price, budget_usd=0.2,
                          max_in_flight=2) as client:
-            with pytest.raises(ModelAccessError, match="budget") as caught:
+            # Expected to cost more than the budget: stops before sending anything.
+            with pytest.raises(ModelAccessError, match="stopping before sending") as caught:
                 client.complete(requests_for(40), purpose="p")
             assert not caught.value.retryable
+            assert "spent $0.0000" in str(caught.value) and "budget $0.2000" in str(caught.value)
+            assert server.completion_log() == []
+            # Fits the budget by the estimate: sent.
+            client.complete(requests_for(4), purpose="p")
+            # The journal's usage now prices the next call: it no longer fits what is left.
+            with pytest.raises(ModelAccessError, match="from journal"):
+                client.complete(requests_for(20, seed=1), purpose="p")
             spent = client.usage("p").cost_usd
         assert 0 < spent <= 0.2
-        assert 0 < len(server.completion_log()) < 40
         rows = sqlite3.connect(journal).execute("SELECT SUM(cost_usd) FROM calls").fetchone()
         assert rows[0] == pytest.approx(spent)
 

@@ -2,7 +2,8 @@
 
 Real HTTP over a real socket (asyncio on one thread, HTTP/1.1 keep-alive), so the client
 code under test runs exactly as it would against a remote endpoint. It answers
-`/v1/completions`, `/v1/chat/completions` and `/v1/models`, supports `n>1` and usage numbers,
+`/v1/completions` (one prompt or a list of them), `/v1/chat/completions` and `/v1/models`,
+supports `n>1` and usage numbers, enforces request/token rate limits on request,
 and injects faults on request: 429 with Retry-After, 500, slow answers past the client's
 timeout, malformed JSON, choices without usable text (missing, null, a number, or empty with no
 finish_reason; well-formed JSON that is still no answer), truncated (`finish_reason="length"`)
@@ -98,8 +99,52 @@ def prompt_text_of(path: str, body: dict) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt)
 
 
+def prompt_list_of(path: str, body: dict) -> list[str]:
+    """Every prompt of a request: a completions request may carry a list of them."""
+    prompt = body.get("prompt")
+    if not path.endswith("/chat/completions") and isinstance(prompt, list):
+        return [str(p) for p in prompt]
+    return [prompt_text_of(path, body)]
+
+
 def _count_tokens(text: str) -> int:
     return len(text.split())
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Token buckets like an endpoint's per-minute limits, over `period_s` instead of a minute.
+
+    Each bucket holds at most its limit and refills at limit / period_s; a request takes one
+    request and its prompt tokens plus max_tokens x n (as OpenAI counts), or is answered 429
+    with Retry-After (the time until it would fit). `headers`: send `x-ratelimit-*` headers.
+    """
+
+    requests: float | None = None
+    tokens: float | None = None
+    period_s: float = 60.0
+    headers: bool = True
+
+
+class _ServerBucket:
+    def __init__(self, limit: float, period_s: float) -> None:
+        self.limit = limit
+        self.rate = limit / period_s
+        self.level = limit
+        self.updated = time.monotonic()
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.limit, self.level + self.rate * (now - self.updated))
+        self.updated = now
+
+    def wait_s(self, cost: float) -> float:
+        return max(0.0, (min(cost, self.limit) - self.level) / self.rate)
+
+    def headers(self, kind: str) -> dict[str, str]:
+        reset = (self.limit - self.level) / self.rate
+        return {f"x-ratelimit-limit-{kind}": f"{self.limit:g}",
+                f"x-ratelimit-remaining-{kind}": str(max(0, int(self.level))),
+                f"x-ratelimit-reset-{kind}": f"{reset * 1000:.0f}ms"}
 
 
 class FakeOpenAIServer:
@@ -118,11 +163,20 @@ class FakeOpenAIServer:
         require_api_key: str | None = None,
         max_choices: int | None = None,
         require_basic_auth: tuple[str, str] | None = None,
+        rate_limit: RateLimit | None = None,
+        reject_list_prompts: bool = False,
     ) -> None:
         """max_choices: answer at most this many choices whatever `n` asks (endpoints that
         ignore n); require_api_key: answer 401 unless this bearer token is sent;
         require_basic_auth: (user, password) a basic-auth proxy in front of the model wants,
-        else 401."""
+        else 401; rate_limit: enforce request and token buckets (429 beyond them)."""
+        self.rate_limit = rate_limit
+        self.reject_list_prompts = reject_list_prompts
+        self._buckets = {}
+        if rate_limit is not None:
+            for kind, limit in (("requests", rate_limit.requests), ("tokens", rate_limit.tokens)):
+                if limit is not None:
+                    self._buckets[kind] = _ServerBucket(limit, rate_limit.period_s)
         self.responder: Responder = responder or default_responder
         self.max_choices = max_choices
         self.latency_s = latency_s
@@ -237,6 +291,32 @@ class FakeOpenAIServer:
         return json.dumps(entry["body"], sort_keys=True)
 
     # ----------------------------------------------------------------- internals
+    def _rate_limit_headers(self, path: str, body: dict) -> dict[str, str] | None:
+        """Take the request from the buckets: its headers, with `retry-after-ms` (and
+        Retry-After) when it does not fit and must be answered 429. None: no rate limit."""
+        if not self._buckets:
+            return None
+        n = int(body.get("n") or 1)
+        costs = {"requests": 1.0,
+                 "tokens": float(sum(_count_tokens(p) for p in prompt_list_of(path, body))
+                                 + int(body.get("max_tokens") or 16) * n)}
+        with self._lock:
+            now = time.monotonic()
+            for bucket in self._buckets.values():
+                bucket.refill(now)
+            wait = max(bucket.wait_s(costs[kind]) for kind, bucket in self._buckets.items())
+            if wait <= 0:
+                for kind, bucket in self._buckets.items():
+                    bucket.level -= costs[kind]
+            headers: dict[str, str] = {}
+            if self.rate_limit.headers:
+                for kind, bucket in self._buckets.items():
+                    headers.update(bucket.headers(kind))
+        if wait > 0:
+            headers["retry-after-ms"] = str(max(1, round(wait * 1000)))
+            headers["Retry-After"] = str(max(1, round(wait)))
+        return headers
+
     def _next_fault(self, body: dict) -> Fault | None:
         with self._lock:
             number = self._completion_count
@@ -330,6 +410,13 @@ class FakeOpenAIServer:
             await connection.send_json(401, _error("Authentication required.",
                                                    "unauthorized"))
             return
+        limit_headers = self._rate_limit_headers(path, body)
+        if limit_headers is not None and "retry-after-ms" in limit_headers:
+            entry["status"] = 429
+            entry["rate_limited"] = True
+            await connection.send_json(429, _error("Rate limit reached.", "rate_limit_exceeded"),
+                                       limit_headers)
+            return
         fault = self._next_fault(body)
         entry["fault"] = fault.kind if fault else None
         if self.latency_s > 0:
@@ -388,13 +475,20 @@ class FakeOpenAIServer:
             entry["delivered"] = await connection.send(200, payload)
             return
 
-        prompt_text = prompt_text_of(path, body)
+        if self.reject_list_prompts and isinstance(body.get("prompt"), list):
+            entry["status"] = 400
+            await connection.send_json(400, _error("'prompt' must be a string.",
+                                                   "invalid_request_error"))
+            return
+        prompt_texts = prompt_list_of(path, body)
         n = int(body.get("n") or 1)
         if self.max_choices is not None:
             n = min(n, self.max_choices)
         choices = []
         completion_tokens = 0
-        for index in range(n):
+        # A list of prompts: choices numbered prompt by prompt (index = prompt * n + sample).
+        for number in range(len(prompt_texts) * n):
+            prompt_text, index = prompt_texts[number // n], number % n
             text, finish_reason = self.responder(prompt_text, body, index)
             if kind == "truncated":
                 text, finish_reason = text[: max(1, len(text) // 2)], "length"
@@ -402,14 +496,15 @@ class FakeOpenAIServer:
                 text, finish_reason = "", "stop"
             completion_tokens += _count_tokens(text)
             if is_chat:
-                choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
+                choices.append({"index": number, "finish_reason": finish_reason,
+                                "logprobs": None,
                                 "message": {"role": "assistant", "content": text}})
             else:
-                choices.append({"index": index, "finish_reason": finish_reason, "logprobs": None,
-                                "text": text})
-            if kind in TEXTLESS_FAULTS or (kind == "first_choice_textless" and index == 0):
+                choices.append({"index": number, "finish_reason": finish_reason,
+                                "logprobs": None, "text": text})
+            if kind in TEXTLESS_FAULTS or (kind == "first_choice_textless" and number == 0):
                 _spoil_text(choices[-1], kind, is_chat)
-        prompt_tokens = _count_tokens(prompt_text)
+        prompt_tokens = sum(_count_tokens(text) for text in prompt_texts)
         data = {
             "id": f"cmpl-{len(self.request_log)}-{int(entry['time'] * 1e6)}",
             "object": "chat.completion" if is_chat else "text_completion",
@@ -421,7 +516,7 @@ class FakeOpenAIServer:
                       "prompt_tokens_details": {"cached_tokens": 0}},
         }
         entry["status"] = 200
-        entry["delivered"] = await connection.send_json(200, data)
+        entry["delivered"] = await connection.send_json(200, data, limit_headers)
         entry["paid"] = entry["delivered"] and entry["fault"] not in UNPAID_FAULTS
 
 

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from sipipeline.model.client_hooks import CostEstimates, EndpointLearning, LimiterHooks
 from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.endpoint_facts import (
     RESPONSE_FORMAT,
@@ -45,10 +46,10 @@ from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.ledger import BudgetLedger, LedgerBudget
-from sipipeline.model.limiter import EndpointLimiter, Permit, shared_limiter
+from sipipeline.model.limiter import EndpointLimiter, shared_limiter
 from sipipeline.model.packing import PackedRequests, take_pack
-from sipipeline.model.plan import PlannedCall, StepEstimate, estimate_step, journal_usage
-from sipipeline.model.pricing import Budget, cost_usd, estimate_prompt_tokens
+from sipipeline.model.plan import StepEstimate
+from sipipeline.model.pricing import Budget, cost_usd
 from sipipeline.model.progress import ProgressCallback, ProgressMeter
 from sipipeline.model.redaction import redact
 from sipipeline.model.transports import (
@@ -95,7 +96,7 @@ class _AbortedError(Exception):
     pass
 
 
-class ModelClient(PackedRequests):
+class ModelClient(PackedRequests, LimiterHooks, EndpointLearning, CostEstimates):
     """Send completion requests concurrently; journal, retry and account for them."""
 
     def __init__(self, config: ModelClientConfig) -> None:
@@ -158,21 +159,6 @@ class ModelClient(PackedRequests):
         if purpose is not None:
             return replace(self._usage.get(purpose) or Usage())
         return sum(self._usage.values(), Usage())
-
-    def estimate(self, requests: Sequence[CompletionRequest], purpose: str) -> StepEstimate:
-        """What `requests` are expected to use (the cost plan's estimate, from the journal's
-        usage of `purpose` when there is any); remembered for `estimated(purpose)`."""
-        calls = [PlannedCall(len(r.prompt.encode("utf-8")), r.n, r.params.max_tokens)
-                 for r in requests]
-        estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
-                                 journal_usage(self.journal.path).get(purpose),
-                                 self.config.pack_limit())
-        self._estimates[purpose] = estimate
-        return estimate
-
-    def estimated(self, purpose: str) -> StepEstimate | None:
-        """The last `estimate` made for `purpose`, if any."""
-        return self._estimates.get(purpose)
 
     def usage_by_purpose(self) -> dict[str, Usage]:
         """Usage of every purpose seen, by purpose name."""
@@ -319,18 +305,6 @@ class ModelClient(PackedRequests):
         if meter is not None:
             meter.report(finished=True)
         return [samples[d][:r.n] for d, r in zip(digests, requests, strict=True)]  # type: ignore[misc]
-
-    def _check_budget_covers(self, jobs: list[Job], purpose: str) -> None:
-        """Stop before sending anything when the work's expected cost does not fit the budget
-        (from the journal's usage of this purpose when there is any)."""
-        calls = [PlannedCall(len(job.request.prompt.encode("utf-8")), len(job.sample_indices),
-                             job.request.params.max_tokens) for job in jobs]
-        estimate = estimate_step(purpose, calls, self.config.max_n_per_request,
-                                 journal_usage(self.journal.path).get(purpose),
-                                 self.config.pack_limit())
-        self._budget.check_can_cover(
-            estimate.cost_usd(self.config.price),
-            f"{purpose} ({estimate.requests} requests, from {estimate.basis})")
 
     async def _run_jobs(self, state: RunState, jobs: list[Job],
                         samples: dict[str, list[Completion | None]], purpose: str) -> None:
@@ -527,25 +501,6 @@ class ModelClient(PackedRequests):
                 attempt += 1
                 await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
 
-    async def _admit(self, request: CompletionRequest, n: int) -> Permit | None:
-        """Wait for the shared limiter's go: a slot in the window and the request's tokens."""
-        if self._limiter is None:
-            return None
-        tokens = estimate_prompt_tokens(request.prompt) + request.params.max_tokens * n
-        return await self._limiter.acquire(tokens)
-
-    def _limiter_outcome(self, permit: Permit | None, status: int,
-                         retry_after: float | None) -> None:
-        """Tell the limiter how an HTTP error answer went (429 and 5xx shape its pacing)."""
-        if permit is None or self._limiter is None:
-            return
-        if status == 429:
-            self._limiter.rate_limited_answer(permit, retry_after)
-        elif status >= 500:
-            self._limiter.failed(permit, f"HTTP {status}")
-        else:
-            self._limiter.released(permit)
-
     async def _send(self, request: CompletionRequest, n: int, job: Job,
                     first_sample: int, token_field: str) -> Any:
         cfg = self.config
@@ -555,24 +510,6 @@ class ModelClient(PackedRequests):
                                 max_stop_sequences=cfg.max_stop_sequences, seed=seed,
                                 token_field=token_field)
         return await self._transport.post(path, body)
-
-    def _learn_response_format_unsupported(self) -> None:
-        """Send no `response_format` from now on, and remember it for later clients."""
-        if not self.response_format_supported:
-            return
-        self.response_format_supported = False
-        with contextlib.suppress(sqlite3.Error):  # not remembered: the next client asks again
-            self._facts.put(self.config.endpoint_id, self.config.model, RESPONSE_FORMAT,
-                            UNSUPPORTED)
-
-    def _learn_token_limit_field(self, field: str) -> None:
-        """Use `field` from now on, and remember it for later clients on this journal."""
-        if self.token_limit_field == field:
-            return
-        self.token_limit_field = field
-        with contextlib.suppress(sqlite3.Error):  # not remembered: the next client asks again
-            self._facts.put(self.config.endpoint_id, self.config.model, TOKEN_LIMIT_FIELD,
-                            field)
 
     def _accept(self, parsed: ParsedResponse, job: Job, pending: list[int],
                 row: list[Completion | None], purpose: str, reservation: Any,

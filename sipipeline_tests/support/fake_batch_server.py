@@ -61,7 +61,9 @@ class FakeBatchServer:
     responder: Responder = default_responder
     scripts: list[BatchScript] = field(default_factory=list)  # used in order, then default
     not_found_after_upload: int = 0  # how many times a new file is unknown to POST /batches
-    holds: set[str] = field(default_factory=set)  # upload | create | retrieve | content
+    #: Requests whose answer is withheld until `release()`: before_upload (not stored yet),
+    #: upload (stored), before_create (not created), create (created), retrieve, content.
+    holds: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.files: dict[str, dict[str, Any]] = {}
@@ -127,19 +129,25 @@ class FakeBatchServer:
             return [b.data["status"] for b in self.batches.values()]
 
     # ----------------------------------------------------------------- HTTP
+    def _hold(self) -> None:
+        with self._lock:
+            self.held += 1
+        self._release.wait()
+
     def _dispatch(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> None:
         path = handler.path
         with self._lock:
             self.request_log.append((method, path))
         route = path.split("?")[0].removeprefix("/v1")
+        before = {("POST", "/files"): "before_upload", ("POST", "/batches"): "before_create"}
+        if before.get((method, route)) in self.holds:
+            self._hold()
         try:
             status, payload, phase = self._route(method, route, path, body, handler)
         except KeyError:
             status, payload, phase = 404, _error("No such object", "not_found"), None
         if phase in self.holds:
-            with self._lock:
-                self.held += 1
-            self._release.wait()
+            self._hold()
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         try:
             handler.send_response(status)

@@ -16,6 +16,7 @@ def build_defs(storage_base: str, llm: ModelResource) -> dg.Definitions:
     """
     from sipipeline.defs import assets
     from sipipeline.defs.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
+    from sipipeline.defs.batch_sensor import build_batch_completion_sensor, in_batch_delivery
     from sipipeline.defs.checks import ROUND_CHECKS
     from sipipeline.defs.jobs import ROUND_ASSETS, bootstrap_round_job
     from sipipeline.defs.storage import ParquetIOManager, RoundStore
@@ -24,7 +25,7 @@ def build_defs(storage_base: str, llm: ModelResource) -> dg.Definitions:
         assets=[assets.round_handoff, *ROUND_ASSETS, assets.fine_tuning_exports],
         asset_checks=ROUND_CHECKS,
         jobs=[bootstrap_round_job],
-        sensors=AUTOMATION_SENSORS,
+        sensors=[*AUTOMATION_SENSORS, build_batch_completion_sensor(in_batch_delivery(llm))],
         schedules=AUTOMATION_SCHEDULES,
         resources={
             "io_manager": ParquetIOManager(base_path=storage_base),

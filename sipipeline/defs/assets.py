@@ -6,6 +6,7 @@ import json
 import dagster as dg
 import pandas as pd
 
+from sipipeline.defs.batch_metadata import batch_metadata, failure_metadata
 from sipipeline.defs.config import (
     ClassificationConfig,
     ExportConfig,
@@ -63,6 +64,7 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
                 for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens",
                              "journal_hits", "cost_usd")}
     metadata["llm/model"] = dg.MetadataValue.text(client.model_name)
+    metadata.update(batch_metadata(client, purpose))
     return metadata
 
 
@@ -76,7 +78,7 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
     try:
         completions = client.complete(requests, purpose=purpose)
     except ModelAccessError as error:
-        raise dg.Failure(description=f"{purpose}: {error}",
+        raise dg.Failure(description=f"{purpose}: {error}", metadata=failure_metadata(error),
                          allow_retries=bool(getattr(error, "retryable", True))) from error
     except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
         # SIGINT/SIGTERM: the client has stopped and journaled what arrived. The step's retry

@@ -100,8 +100,11 @@ class BatchModelClient(ModelClient):
 
     def __init__(self, config: ModelClientConfig, *, wait_s: float,
                  poll_s: float = DEFAULT_POLL_S, run_id: str = "", partition_key: str = "",
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 on_pending: Callable[[], None] | None = None) -> None:
+        """`log` receives progress lines; `on_pending` is called before BatchesPendingError."""
         super().__init__(config)
+        self._on_pending = on_pending
         self.wait_s = wait_s
         self.poll_s = poll_s
         self.run_id = run_id
@@ -157,6 +160,8 @@ class BatchModelClient(ModelClient):
                 break
             if time.monotonic() >= deadline:
                 progress = self._progress[purpose]
+                if self._on_pending is not None:
+                    self._on_pending()
                 raise BatchesPendingError(
                     f"batches pending: {progress['requests_done']} of "
                     f"{progress['requests_total']} samples answered, "

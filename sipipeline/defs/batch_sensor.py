@@ -1,0 +1,140 @@
+"""`batch_completion_sensor`: finish a round whose step ended with its batches still running.
+
+A step in batch delivery waits up to `batch_wait_s`; past it the step fails with "batches
+pending" and tags its run (`BATCHES_PENDING_TAG`), so no run is held open for a day. Each tick
+this sensor looks at such runs it has not handled yet (the cursor lists them), polls their
+batches that have not ended (one small GET each), and once every batch of a run has ended it
+launches the round's remaining steps - the pending asset and everything after it - with the
+run's config. That run downloads the output, journals it, and goes on; if it must wait again
+(an expired batch's missing requests were sent again) it ends pending again and the cycle
+repeats. With no pending run a tick is a single run-storage query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import dagster as dg
+
+from sipipeline.defs.automation import ROUND_JOB_NAME, STARTED_BY_TAG
+from sipipeline.defs.resources import (
+    BATCHES_PENDING_TAG,
+    DELIVERY_BATCH,
+    ModelResource,
+)
+from sipipeline.defs.storage import RoundStore
+from sipipeline.model.batch_api import BatchApi, BatchApiError
+from sipipeline.model.batch_lines import batch_errors
+from sipipeline.model.batch_manifest import TERMINAL_STATES, BatchManifest, BatchRow, Phase
+from sipipeline.model.types import ModelAccessError
+
+SENSOR_NAME = "batch_completion_sensor"
+AFTER_BATCHES_TAG = "sipipeline/after_batches_of"
+#: The round's steps in order; a re-launch runs the pending one and all after it.
+ROUND_STEPS = ("seed_pool", "generated_instructions", "classification_labels", "instances",
+               "filtered_tasks", "dataset_stats")
+CURSOR_KEEP = 500
+POLLS_PER_TICK = 50
+
+
+def in_batch_delivery(llm: ModelResource) -> bool:
+    """Whether `llm` uses the Batch API (a `dg.EnvVar` field is read from the environment)."""
+    value = llm.delivery
+    if isinstance(value, dg.EnvVar):
+        value = value.get_value() or ""
+    return value == DELIVERY_BATCH
+
+
+def journal_path(round_store: RoundStore) -> str:
+    return str(round_store.local_dir("journal") / "llm_journal.sqlite")
+
+
+def remaining_steps(purposes: Sequence[str]) -> list[dg.AssetKey]:
+    """The earliest pending step among `purposes` and every round step after it."""
+    first = min(ROUND_STEPS.index(p) for p in purposes if p in ROUND_STEPS)
+    return [dg.AssetKey(step) for step in ROUND_STEPS[first:]]
+
+
+def _run_config_for(run_config: dict, steps: Sequence[dg.AssetKey]) -> dict:
+    """The run's config, keeping only the ops of `steps` (a subset run refuses the rest)."""
+    names = {key.path[-1] for key in steps}
+    config = {k: v for k, v in run_config.items() if k != "ops"}
+    ops = {name: value for name, value in (run_config.get("ops") or {}).items()
+           if name in names}
+    if ops:
+        config["ops"] = ops
+    return config
+
+
+def build_batch_completion_sensor(running: bool) -> dg.SensorDefinition:
+    """The sensor, running by default when the code location loads in batch delivery."""
+    status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    return dg.sensor(
+        name=SENSOR_NAME, job_name=ROUND_JOB_NAME, minimum_interval_seconds=60,
+        default_status=status,
+        description="Re-launches a round's remaining steps once the batches its 'batches "
+                    "pending' step left running have all ended.")(batch_completion_sensor)
+
+
+def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResource,
+                            round_store: RoundStore) -> dg.SensorResult | dg.SkipReason:
+    """One tick: re-launch the runs whose batches have all ended (see the module)."""
+    handled: list[str] = json.loads(context.cursor) if context.cursor else []
+    runs = [run for run in context.instance.get_runs(
+        filters=dg.RunsFilter(tags={BATCHES_PENDING_TAG: "true"},
+                              statuses=[dg.DagsterRunStatus.FAILURE]), limit=100)
+            if run.run_id not in handled]
+    if not runs:
+        return dg.SkipReason("no run is waiting for batches")
+    if llm.delivery != DELIVERY_BATCH:
+        return dg.SkipReason("the model resource is not in batch delivery")
+    path = journal_path(round_store)
+    manifest = BatchManifest(path)
+    try:
+        api = BatchApi(llm.client_config(path))
+        requests, waiting = [], []
+        polls = 0
+        for run in runs:
+            rows = [row for row in manifest.batches() if row.run_id == run.run_id]
+            running = [row for row in rows if _running(row)]
+            for row in running[:max(0, POLLS_PER_TICK - polls)]:
+                polls += 1
+                _poll(api, manifest, row)
+            if any(_running(row) for row in rows):
+                waiting.append(run.run_id)
+                continue
+            handled.append(run.run_id)
+            if not rows:
+                continue
+            steps = remaining_steps([row.purpose for row in rows])
+            requests.append(dg.RunRequest(
+                run_key=f"batches-done-{run.run_id}",
+                partition_key=rows[0].partition_key or run.tags.get("dagster/partition"),
+                asset_selection=steps,
+                run_config=_run_config_for(run.run_config, steps),
+                tags={STARTED_BY_TAG: SENSOR_NAME, AFTER_BATCHES_TAG: run.run_id}))
+    except (BatchApiError, ModelAccessError) as error:
+        return dg.SkipReason(f"could not poll the batches: {error}")
+    finally:
+        manifest.close()
+    cursor = json.dumps(handled[-CURSOR_KEEP:])
+    if not requests:
+        return dg.SensorResult(skip_reason=f"{len(waiting)} runs wait for their batches",
+                               cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _running(row: BatchRow) -> bool:
+    return row.phase == Phase.SUBMITTED and row.state not in TERMINAL_STATES
+
+
+def _poll(api: BatchApi, manifest: BatchManifest, row: BatchRow) -> None:
+    """Record a batch's current state (the re-launched step downloads its files)."""
+    batch = api.retrieve(row.batch_id)
+    counts = {k: int(v) for k, v in (batch.get("request_counts") or {}).items()
+              if isinstance(v, int)}
+    row.state = str(batch.get("status") or "")
+    manifest.update(row.local_id, state=row.state, counts=counts, errors=batch_errors(batch),
+                    output_file_id=str(batch.get("output_file_id") or ""),
+                    error_file_id=str(batch.get("error_file_id") or ""))

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from sipipeline.batches_cli import add_batches_parser
 from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
 
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=open_ui)
     add_export_parser(sub)
+    add_batches_parser(sub)
     return parser
 
 

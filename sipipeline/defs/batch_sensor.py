@@ -100,7 +100,7 @@ def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResou
             running = [row for row in rows if _running(row)]
             for row in running[:max(0, POLLS_PER_TICK - polls)]:
                 polls += 1
-                _poll(api, manifest, row)
+                poll_batch(api, manifest, row)
             if any(_running(row) for row in rows):
                 waiting.append(run.run_id)
                 continue
@@ -129,7 +129,7 @@ def _running(row: BatchRow) -> bool:
     return row.phase == Phase.SUBMITTED and row.state not in TERMINAL_STATES
 
 
-def _poll(api: BatchApi, manifest: BatchManifest, row: BatchRow) -> None:
+def poll_batch(api: BatchApi, manifest: BatchManifest, row: BatchRow) -> None:
     """Record a batch's current state (the re-launched step downloads its files)."""
     batch = api.retrieve(row.batch_id)
     counts = {k: int(v) for k, v in (batch.get("request_counts") or {}).items()

@@ -169,11 +169,13 @@ class BatchModelClient(ModelClient):
                     f"({_state_counts(progress['by_state'])}); nothing is lost - the batch "
                     "sensor (or running again) finishes the work once they are done",
                     dict(progress))
-            time.sleep(self.poll_s)
-        if state.stopped:
-            reasons = Counter(state.stopped.values())
+            time.sleep(min(self.poll_s, max(0.0, deadline - time.monotonic())))
+        # Only this call's requests: a failed batch of another round is that round's news.
+        stopped = {c: reason for c, reason in state.stopped.items() if c in remaining}
+        if stopped:
+            reasons = Counter(stopped.values())
             raise ModelAccessError(
-                f"{len(state.stopped)} batch requests were not answered: "
+                f"{len(stopped)} batch requests were not answered: "
                 + "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common(5))
                 + ". Every answer received is journaled; run again to send the rest",
                 retryable=False)

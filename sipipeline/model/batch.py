@@ -23,7 +23,9 @@ cost half the online price, in the accounting and the budget.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -51,6 +53,7 @@ from sipipeline.model.batch_manifest import (
 )
 from sipipeline.model.client import ModelClient
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.journal import new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
 from sipipeline.model.types import API_CHAT, Completion, CompletionRequest, ModelAccessError
@@ -64,6 +67,9 @@ from sipipeline.model.wire import (
 )
 
 DEFAULT_POLL_S = 30.0
+#: How long a process's claim on moving a batch on lasts unless it renews it (each step does);
+#: a process on this host that is gone loses its claims at once.
+OWNER_TTL_S = 600.0
 BATCH_METADATA_KEY = "sipipeline_batch"
 
 
@@ -105,6 +111,7 @@ class BatchModelClient(ModelClient):
         """`log` receives progress lines; `on_pending` is called before BatchesPendingError."""
         super().__init__(config)
         self._on_pending = on_pending
+        self._owner = new_lease_owner()
         self.wait_s = wait_s
         self.poll_s = poll_s
         self.run_id = run_id
@@ -201,6 +208,8 @@ class BatchModelClient(ModelClient):
 
     def close(self) -> None:
         if not self._closed:
+            with contextlib.suppress(sqlite3.Error):  # unreleased claims merely lapse
+                self.manifest.disown(self._owner)
             self.manifest.close()
         super().close()
 
@@ -257,15 +266,21 @@ class BatchModelClient(ModelClient):
             except ModelAccessError:
                 self._batch_budget.release(reserved)
                 raise
+            added = self.manifest.add_batch(local_id, purpose, cfg.endpoint_id, cfg.model,
+                                            group, self.run_id, self.partition_key,
+                                            self._owner, OWNER_TTL_S)
+            if not added:  # another process put them in a batch meanwhile
+                self._batch_budget.release(reserved)
+                continue
             self._reservations[local_id] = reserved
-            self.manifest.add_batch(local_id, purpose, cfg.endpoint_id, cfg.model, group,
-                                    self.run_id, self.partition_key)
-            self._log(f"{purpose}: prepared batch {local_id[:12]} with {len(group)} requests")
+            self._log(f"{purpose}: prepared batch {local_id[:12]} with {len(added)} requests")
 
     # ----------------------------------------------------------------- batch phases
     def _advance(self, purpose: str, state: _CallState) -> None:
         """Move every live batch of `purpose` on as far as it goes without waiting."""
         for row in self.manifest.batches(live_only=True, purpose=purpose):
+            if not self.manifest.own(row.local_id, self._owner, OWNER_TTL_S):
+                continue  # another live process is moving this batch on
             if row.phase in (Phase.PREPARED, Phase.UPLOADING):
                 self._upload(row)
             if row.phase in (Phase.UPLOADED, Phase.CREATING):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from sipipeline.model.journal import owner_is_gone
+
 
 class Phase(str, Enum):
     """How far sipipeline got with one batch (its own progress, not the API's status)."""
@@ -85,7 +87,7 @@ class BatchManifest:
                 output_file_id TEXT NOT NULL, error_file_id TEXT NOT NULL,
                 errors TEXT NOT NULL, counts TEXT NOT NULL, run_id TEXT NOT NULL,
                 partition_key TEXT NOT NULL, created_at REAL NOT NULL,
-                updated_at REAL NOT NULL)""")
+                updated_at REAL NOT NULL, owner TEXT NOT NULL, owner_until REAL NOT NULL)""")
         self._db.execute(
             """CREATE TABLE IF NOT EXISTS batch_requests (
                 local_id TEXT NOT NULL, custom_id TEXT NOT NULL, prompt_digest TEXT NOT NULL,
@@ -97,20 +99,45 @@ class BatchManifest:
 
     # ------------------------------------------------------------------ writes
     def add_batch(self, local_id: str, purpose: str, endpoint: str, model: str,
-                  lines: Sequence[RequestLine], run_id: str, partition_key: str) -> None:
-        """A prepared batch and its lines, in one transaction (before anything is sent)."""
+                  lines: Sequence[RequestLine], run_id: str, partition_key: str,
+                  owner: str, ttl_s: float) -> list[RequestLine]:
+        """A prepared batch (owned by `owner`) of those `lines` no live batch holds, in one
+        transaction before anything is sent; returns the lines it holds (maybe none: then no
+        batch is added). Two processes preparing the same requests cannot both send them."""
         now = time.time()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            live = self.live_custom_ids([line.custom_id for line in lines])
+            lines = [line for line in lines if line.custom_id not in live]
+            if not lines:
+                return []
             self._db.execute(
-                "INSERT INTO batch_jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO batch_jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (local_id, purpose, endpoint, model, Phase.PREPARED.value, "", "", "", "", "",
-                 "", "{}", run_id, partition_key, now, now))
+                 "", "{}", run_id, partition_key, now, now, owner, now + ttl_s))
             self._db.executemany(
                 "INSERT INTO batch_requests VALUES (?,?,?,?,?,?,?,?)",
                 [(local_id, r.custom_id, r.prompt_digest, json.dumps(list(r.sample_indices)),
                   r.line, json.dumps(list(r.extra_stops)), Outcome.PENDING.value, "")
                  for r in lines])
+        return lines
+
+    def own(self, local_id: str, owner: str, ttl_s: float) -> bool:
+        """Take (or renew) the right to move a batch on; False while another owner that is
+        alive holds it (an owner's process that is gone, or a lapsed claim, loses it)."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT owner, owner_until FROM batch_jobs "
+                                   "WHERE local_id = ?", (local_id,)).fetchone()
+            if row is None:
+                return False
+            holder, until = row
+            if holder and holder != owner and until > now and not owner_is_gone(holder):
+                return False
+            self._db.execute("UPDATE batch_jobs SET owner = ?, owner_until = ? "
+                             "WHERE local_id = ?", (owner, now + ttl_s, local_id))
+            return True
 
     def update(self, local_id: str, **fields: Any) -> None:
         """Set columns of one batch (phase, state, file ids, errors, counts)."""
@@ -136,6 +163,12 @@ class BatchManifest:
             if phase is not None:
                 self._db.execute("UPDATE batch_jobs SET phase = ?, updated_at = ? "
                                  "WHERE local_id = ?", (phase.value, time.time(), local_id))
+
+    def disown(self, owner: str) -> None:
+        """Give up every claim of `owner` (its client is closing)."""
+        with self._db:
+            self._db.execute("UPDATE batch_jobs SET owner = '', owner_until = 0 "
+                             "WHERE owner = ?", (owner,))
 
     # ------------------------------------------------------------------ reads
     def batches(self, *, live_only: bool = False, purpose: str | None = None

@@ -64,6 +64,9 @@ def test_a_batch_round_equals_an_online_round_at_half_the_cost(tmp_path):
     assert paid > 0 and abs(online_usd - 2 * paid) < 1e-12
     assert metadata["llm/cost_usd"].value == paid
     assert metadata["batch/samples_done"].value == metadata["batch/samples_total"].value == 4
+    run_log = [e.user_message for e in harness.instance.all_logs(result.run_id)]
+    assert any("generated_instructions: 4/4 samples answered" in m for m in run_log)
+    assert any("batch_1 finalizing" in m for m in run_log)
     online.close()
     harness.close()
 

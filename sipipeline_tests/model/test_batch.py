@@ -194,3 +194,23 @@ def test_a_budget_that_covers_half_the_online_price_is_enough(tmp_path):
     with FakeBatchServer() as server, batch_client(
             server.base_url, tmp_path / "j.sqlite", budget_usd=online_worst * 0.6) as client:
         assert len(client.complete(requests, purpose=PURPOSE)) == 4
+
+
+def test_a_batch_another_live_client_is_moving_on_is_left_to_it(tmp_path):
+    requests = requests_for(3)
+    journal = tmp_path / "j.sqlite"
+    with FakeBatchServer() as server:
+        first = batch_client(server.base_url, journal, wait_s=0.0)
+        first._advance = lambda purpose, state: None  # prepared, then "busy uploading"
+        with pytest.raises(BatchesPendingError):
+            first.complete(requests, purpose=PURPOSE)
+        with batch_client(server.base_url, journal, wait_s=0.0) as second:
+            with pytest.raises(BatchesPendingError):
+                second.complete(requests, purpose=PURPOSE)
+            assert not server.files  # neither uploaded again nor prepared again
+            assert len(second.manifest.batches()) == 1
+            first.close()  # its claims end with it
+        with batch_client(server.base_url, journal) as third:
+            got = third.complete(requests, purpose=PURPOSE)
+    assert texts(got) == online_texts(requests, tmp_path / "online.sqlite")
+    assert set(server.submitted.values()) == {1}

@@ -35,7 +35,8 @@ AFTER_BATCHES_TAG = "sipipeline/after_batches_of"
 ROUND_STEPS = ("seed_pool", "generated_instructions", "classification_labels", "instances",
                "filtered_tasks", "dataset_stats")
 CURSOR_KEEP = 500
-POLLS_PER_TICK = 50
+POLLS_PER_TICK = 20
+POLL_TIMEOUT_S = 5.0  # a tick must end within seconds, even if the endpoint does not answer
 
 
 def in_batch_delivery(llm: ModelResource) -> bool:
@@ -92,7 +93,7 @@ def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResou
     path = journal_path(round_store)
     manifest = BatchManifest(path)
     try:
-        api = BatchApi(llm.client_config(path))
+        api = BatchApi(llm.client_config(path), timeout_s=POLL_TIMEOUT_S)
         requests, waiting = [], []
         polls = 0
         for run in runs:

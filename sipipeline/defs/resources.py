@@ -35,6 +35,8 @@ MODEL_ENV = "SIPIPELINE_LLM_MODEL"
 API_MODE_ENV = "SIPIPELINE_LLM_API"
 MODEL_PATH_ENV = "SIPIPELINE_MODEL_PATH"
 DELIVERY_ENV = "SIPIPELINE_LLM_DELIVERY"
+BATCH_WAIT_ENV = "SIPIPELINE_LLM_BATCH_WAIT_S"
+BATCH_POLL_ENV = "SIPIPELINE_LLM_BATCH_POLL_S"
 DELIVERY_ONLINE = "online"
 DELIVERY_BATCH = "batch"
 #: A run tag set when a step ended with its batches still running (read by the batch sensor).
@@ -264,7 +266,7 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
 
     OPENAI_BASE_URL set (or a `base_url` override): an `OpenAIEndpointResource`, with
     OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API and SIPIPELINE_LLM_DELIVERY as
-    `dg.EnvVar` when set.
+    `dg.EnvVar` when set (and SIPIPELINE_LLM_BATCH_WAIT_S / _POLL_S, numbers).
     Otherwise the `EmbeddedModelResource`, with SIPIPELINE_MODEL_PATH (a GGUF) and
     SIPIPELINE_LLM_API when set. Keyword overrides win.
     """
@@ -278,5 +280,13 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
                      (DELIVERY_ENV, "delivery"))
     fields: dict[str, Any] = {field_name: dg.EnvVar(env_name)
                               for env_name, field_name in variables if os.environ.get(env_name)}
+    for env_name, field_name in ((BATCH_WAIT_ENV, "batch_wait_s"),
+                                 (BATCH_POLL_ENV, "batch_poll_s")):
+        if os.environ.get(env_name):  # numbers, and no secret: read here
+            try:
+                fields[field_name] = float(os.environ[env_name])
+            except ValueError:
+                raise ModelAccessError(f"{env_name}={os.environ[env_name]!r} is not a number "
+                                       "of seconds") from None
     fields.update(overrides)
     return resource_type(**fields)

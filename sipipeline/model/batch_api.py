@@ -34,12 +34,12 @@ class BatchApiError(Exception):
 class BatchApi:
     """Upload a JSONL file, create/retrieve/list/cancel batches, download a file's content."""
 
-    def __init__(self, config: ModelClientConfig) -> None:
+    def __init__(self, config: ModelClientConfig, timeout_s: float | None = None) -> None:
         base_url, auth_header = authorization(config)
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": auth_header, "User-Agent": "sipipeline",
                          **extra_openai_headers()}
-        self._timeout_s = config.timeout_s
+        self._timeout_s = config.timeout_s if timeout_s is None else timeout_s
         self._secrets = config.secrets()
         handlers = [urllib.request.ProxyHandler({})] if is_loopback(base_url) else []
         self._opener = urllib.request.build_opener(*handlers)

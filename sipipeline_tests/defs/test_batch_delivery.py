@@ -66,3 +66,14 @@ def test_without_pending_runs_a_tick_skips_at_once(tmp_path):
         result = defs.resolve_sensor_def(SENSOR_NAME)(context)
     assert isinstance(result, dg.SkipReason)
     assert "no run is waiting" in result.skip_message
+
+
+def test_batch_wait_and_poll_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("SIPIPELINE_LLM_BATCH_WAIT_S", "42")
+    monkeypatch.setenv("SIPIPELINE_LLM_BATCH_POLL_S", "0.5")
+    resource = llm_resource_from_env()
+    assert (resource.batch_wait_s, resource.batch_poll_s) == (42.0, 0.5)
+    monkeypatch.setenv("SIPIPELINE_LLM_BATCH_WAIT_S", "a day")
+    with pytest.raises(ModelAccessError, match="not a number"):
+        llm_resource_from_env()

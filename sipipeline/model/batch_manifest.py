@@ -208,12 +208,14 @@ class BatchManifest:
             (Phase.RECONCILED.value,))}
 
     def error_history(self, custom_ids: Sequence[str]) -> dict[str, list[str]]:
-        """The reasons of every error line each of `custom_ids` got, oldest first."""
+        """Why each of `custom_ids` went unanswered in ended batches (an error line, or no
+        line at all), oldest first: what the retry budget counts."""
         history: dict[str, list[str]] = {}
         for custom_id, reason in self._select(
                 custom_ids, "SELECT r.custom_id, r.reason FROM batch_requests r JOIN "
-                "batch_jobs b ON r.local_id = b.local_id WHERE r.outcome = ? AND "
-                "r.custom_id IN ({marks}) ORDER BY b.created_at", (Outcome.ERROR.value,)):
+                "batch_jobs b ON r.local_id = b.local_id WHERE r.outcome IN (?, ?) AND "
+                "r.custom_id IN ({marks}) ORDER BY b.created_at",
+                (Outcome.ERROR.value, Outcome.MISSING.value)):
             history.setdefault(custom_id, []).append(reason)
         return history
 

@@ -214,3 +214,12 @@ def test_a_batch_another_live_client_is_moving_on_is_left_to_it(tmp_path):
             got = third.complete(requests, purpose=PURPOSE)
     assert texts(got) == online_texts(requests, tmp_path / "online.sqlite")
     assert set(server.submitted.values()) == {1}
+
+
+def test_a_request_the_output_keeps_omitting_fails_within_the_retry_budget(tmp_path):
+    scripts = [BatchScript(omitted_lines=[0]) for _ in range(5)]
+    with FakeBatchServer(scripts=scripts) as server, batch_client(
+            server.base_url, tmp_path / "j.sqlite", max_retries=2) as client, \
+            pytest.raises(ModelAccessError, match="failed after 3 attempts: no output line"):
+        client.complete(requests_for(1), purpose=PURPOSE)
+    assert len(server.batches) == 3

@@ -356,13 +356,14 @@ class BatchModelClient(ModelClient):
                     outcomes[output.custom_id] = self._journal_answer(row, line, output.body)
         errors = row.errors or batch_errors(batch)
         for custom_id in lines:
-            if custom_id in outcomes:
-                continue
-            if row.state in ("failed", "cancelled"):
+            answered = outcomes.get(custom_id, (None,))[0] == Outcome.ANSWERED
+            if row.state in ("failed", "cancelled") and not answered:
+                # Not run (OpenAI lists them as `batch_cancelled` error lines): honoured, not
+                # sent again by this call and not counted against the retry budget.
                 reason = f"batch {row.batch_id} {row.state}" + (f": {errors}" if errors else "")
                 outcomes[custom_id] = (Outcome.NOT_RUN, reason)
                 state.stopped[custom_id] = reason
-            else:
+            elif custom_id not in outcomes:
                 outcomes[custom_id] = (Outcome.MISSING, f"no output line (batch {row.state})")
         self.manifest.set_outcomes(row.local_id, [(c, o, r) for c, (o, r) in outcomes.items()],
                                    phase=Phase.RECONCILED)

@@ -85,9 +85,12 @@ def test_a_failed_batch_reports_its_errors_and_the_next_call_sends_again(tmp_pat
     assert set(server.submitted.values()) == {2}  # the failed batch ran nothing
 
 
-def test_an_expired_batch_keeps_its_output_and_only_the_missing_are_sent_again(tmp_path):
+@pytest.mark.parametrize("unfinished_as_errors", [False, True])
+def test_an_expired_batch_keeps_its_output_and_only_the_missing_are_sent_again(
+        tmp_path, unfinished_as_errors):
     requests = requests_for(8)
-    expiring = BatchScript(end="expired", answered_fraction=0.5)
+    expiring = BatchScript(end="expired", answered_fraction=0.5,
+                           unfinished_as_errors=unfinished_as_errors)
     with FakeBatchServer(scripts=[expiring]) as server, batch_client(
             server.base_url, tmp_path / "j.sqlite") as client:
         got = client.complete(requests, purpose=PURPOSE)
@@ -145,10 +148,13 @@ def test_pending_batches_end_the_call_and_a_later_call_collects_them(tmp_path):
     assert set(server.submitted.values()) == {1}
 
 
-def test_a_cancelled_batch_is_honoured_not_resubmitted_in_the_same_call(tmp_path):
+@pytest.mark.parametrize("unfinished_as_errors", [False, True])
+def test_a_cancelled_batch_is_honoured_not_resubmitted_in_the_same_call(tmp_path,
+                                                                        unfinished_as_errors):
     requests = requests_for(3)
     journal = tmp_path / "j.sqlite"
-    with FakeBatchServer(scripts=[BatchScript(hold=True)]) as server:
+    script = BatchScript(hold=True, unfinished_as_errors=unfinished_as_errors)
+    with FakeBatchServer(scripts=[script]) as server:
         with batch_client(server.base_url, journal, wait_s=0.0) as client:
             with pytest.raises(BatchesPendingError):
                 client.complete(requests, purpose=PURPOSE)

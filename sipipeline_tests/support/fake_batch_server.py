@@ -46,6 +46,9 @@ class BatchScript:
     error_lines: Sequence[int] = ()  # line numbers answered in the error file
     omitted_lines: Sequence[int] = ()  # line numbers missing from both files
     hold: bool = False  # stay in_progress until `release_batches()`
+    #: Like OpenAI: lines an expired or cancelled batch did not run appear in the error file
+    #: (`batch_expired` / `batch_cancelled`) instead of being absent.
+    unfinished_as_errors: bool = False
 
 
 @dataclass
@@ -258,6 +261,12 @@ class FakeBatchServer:
             out.append({"id": f"req_{number}", "custom_id": line["custom_id"],
                         "response": {"status_code": 200, "request_id": f"r{number}",
                                      "body": self._answer(line)}, "error": None})
+        if batch.script.unfinished_as_errors:
+            code = "batch_cancelled" if status == "cancelled" else "batch_expired"
+            errors += [{"id": f"req_{answered + k}", "custom_id": line["custom_id"],
+                        "response": None, "error": {"code": code, "message": f"This request "
+                                                    f"could not be executed ({code})."}}
+                       for k, line in enumerate(batch.lines[answered:])]
         data = batch.data
         data["status"] = status
         data["request_counts"] = {"total": len(batch.lines), "completed": len(out),

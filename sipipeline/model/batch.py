@@ -97,7 +97,9 @@ class _Job:
 
 @dataclass
 class _CallState:
-    jobs: dict[str, _Job]
+    """What one `complete()` call learned: requests it must not send again (failed or
+    cancelled batches, spent retry budgets)."""
+
     stopped: dict[str, str] = field(default_factory=dict)  # custom_id -> why not sent again
 
 
@@ -149,11 +151,11 @@ class BatchModelClient(ModelClient):
         keys = [sample_key(d, i) for d, r in wanted.items() for i in range(r.n)]
         before = set(self.journal.lookup(keys))
         self._usage[purpose].journal_hits += len(before)
-        state = _CallState(jobs={})
+        state = _CallState()
         deadline = time.monotonic() + self.wait_s
         while True:
             self._advance(purpose, state)
-            remaining = self._remaining(wanted, state)
+            remaining = self._remaining(wanted)
             live = self.manifest.live_custom_ids(list(remaining))
             sendable = {c: j for c, j in remaining.items()
                         if c not in live and c not in state.stopped}
@@ -214,8 +216,7 @@ class BatchModelClient(ModelClient):
         super().close()
 
     # ----------------------------------------------------------------- what to send
-    def _remaining(self, wanted: dict[str, CompletionRequest], state: _CallState
-                   ) -> dict[str, _Job]:
+    def _remaining(self, wanted: dict[str, CompletionRequest]) -> dict[str, _Job]:
         """The request lines still needed, by custom_id (chunks of the missing samples)."""
         cfg = self.config
         all_keys = {d: [sample_key(d, i) for i in range(r.n)] for d, r in wanted.items()}
@@ -226,7 +227,6 @@ class BatchModelClient(ModelClient):
             for start in range(0, len(missing), cfg.max_n_per_request):
                 job = _Job(request, digest, missing[start:start + cfg.max_n_per_request])
                 remaining[job.custom_id] = job
-        state.jobs.update(remaining)
         return remaining
 
     def _drop_exhausted(self, sendable: dict[str, _Job], state: _CallState

@@ -32,9 +32,9 @@ def add_batches_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def handle_batches(args: argparse.Namespace) -> int:
     """List (and with --cancel, cancel) live batches; 0 on success, 1 on an endpoint error."""
-    from sipipeline.defs.batch_sensor import poll_batch
     from sipipeline.defs.resources import llm_resource_from_env
     from sipipeline.defs.storage import RoundStore
+    from sipipeline.model.batch import refresh_batch
     from sipipeline.model.batch_api import BatchApi, BatchApiError
     from sipipeline.model.batch_lines import half_price
     from sipipeline.model.batch_manifest import BatchManifest, Phase
@@ -59,7 +59,7 @@ def handle_batches(args: argparse.Namespace) -> int:
             price = half_price(config.price)
             for row in live:
                 if row.phase == Phase.SUBMITTED:
-                    poll_batch(api, manifest, row)
+                    refresh_batch(api, manifest, row)
                     if args.cancel and row.state not in ("completed", "expired", "failed",
                                                          "cancelled"):
                         row.state = str(api.cancel(row.batch_id).get("status") or "cancelling")

@@ -24,8 +24,8 @@ from sipipeline.defs.resources import (
     ModelResource,
 )
 from sipipeline.defs.storage import RoundStore
+from sipipeline.model.batch import refresh_batch
 from sipipeline.model.batch_api import BatchApi, BatchApiError
-from sipipeline.model.batch_lines import batch_errors
 from sipipeline.model.batch_manifest import TERMINAL_STATES, BatchManifest, BatchRow, Phase
 from sipipeline.model.types import ModelAccessError
 
@@ -101,7 +101,7 @@ def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResou
             running = [row for row in rows if _running(row)]
             for row in running[:max(0, POLLS_PER_TICK - polls)]:
                 polls += 1
-                poll_batch(api, manifest, row)
+                refresh_batch(api, manifest, row)
             if any(_running(row) for row in rows):
                 waiting.append(run.run_id)
                 continue
@@ -128,14 +128,3 @@ def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResou
 
 def _running(row: BatchRow) -> bool:
     return row.phase == Phase.SUBMITTED and row.state not in TERMINAL_STATES
-
-
-def poll_batch(api: BatchApi, manifest: BatchManifest, row: BatchRow) -> None:
-    """Record a batch's current state (the re-launched step downloads its files)."""
-    batch = api.retrieve(row.batch_id)
-    counts = {k: int(v) for k, v in (batch.get("request_counts") or {}).items()
-              if isinstance(v, int)}
-    row.state = str(batch.get("status") or "")
-    manifest.update(row.local_id, state=row.state, counts=counts, errors=batch_errors(batch),
-                    output_file_id=str(batch.get("output_file_id") or ""),
-                    error_file_id=str(batch.get("error_file_id") or ""))

@@ -456,5 +456,18 @@ class BatchModelClient(ModelClient):
         self._progress[purpose] = progress
 
 
+def refresh_batch(api: BatchApi, manifest: BatchManifest, row: BatchRow) -> None:
+    """Record a batch's current state and files without reading them (the sensor and
+    `sipipeline batches` do this; the next `complete()` downloads and reconciles)."""
+    batch = api.retrieve(row.batch_id)
+    counts = {k: int(v) for k, v in (batch.get("request_counts") or {}).items()
+              if isinstance(v, int)}
+    row.state = str(batch.get("status") or "")
+    row.counts = counts
+    manifest.update(row.local_id, state=row.state, counts=counts, errors=batch_errors(batch),
+                    output_file_id=str(batch.get("output_file_id") or ""),
+                    error_file_id=str(batch.get("error_file_id") or ""))
+
+
 def _state_counts(by_state: dict[str, int]) -> str:
     return ", ".join(f"{count} {name}" for name, count in sorted(by_state.items())) or "none"

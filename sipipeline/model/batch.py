@@ -35,6 +35,8 @@ from typing import Any
 
 from sipipeline.model.batch_api import BatchApi, BatchApiError
 from sipipeline.model.batch_lines import (
+    MAX_BYTES_PER_FILE,
+    MAX_REQUESTS_PER_FILE,
     batch_errors,
     check_unique,
     file_content,
@@ -257,7 +259,7 @@ class BatchModelClient(ModelClient):
                                      request_line(job.custom_id, path, body),
                                      job.request.params.stop[cfg.max_stop_sequences:]))
         check_unique(lines)
-        for group in split_files(lines):
+        for group in split_files(lines, MAX_REQUESTS_PER_FILE, MAX_BYTES_PER_FILE):
             local_id = uuid.uuid4().hex
             reserved = 0.0
             try:

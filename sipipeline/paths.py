@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 STORAGE_ENV = "SIPIPELINE_STORAGE"
+#: Local working folder (response journal, report and export staging) when set.
+LOCAL_DIR_ENV = "SIPIPELINE_LOCAL_DIR"
 ROUND_SLOT_TAG = "sipipeline/round_slot"
 PACKAGE_DIR = Path(__file__).resolve().parent
 SEED_FILE_NAME = "seed_tasks.jsonl"

@@ -14,7 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sipipeline"
 PURE_LAYERS = ("method", "similarity", "model", "reporting")
-ENTRY_POINTS = ("definitions.py", "cli.py", "export_cli.py", "batches_cli.py")
+ENTRY_POINTS = ("definitions.py", "cli.py", "export_cli.py", "review_cli.py",
+                "batches_cli.py")
 
 
 def imported_modules(path: Path) -> set[str]:

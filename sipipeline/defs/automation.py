@@ -1,9 +1,11 @@
 """Rounds that run themselves: a next-round sensor and a cron schedule, both off by default.
 
 Both make the same decision (`decide_next_round`, plain Python): never while a round run is
-queued or running; otherwise the round after the latest one, but only once that round's last
-run succeeded (a failed blocking check fails the run, so a bad pool is never built on), and
-only until the pool reaches the target size or the maximum number of rounds has run.
+queued or running; otherwise the round after the latest one, but only once that round is done
+— its last run succeeded and handed its pool on (`round_completion`, the round's last step,
+observed `round_handoff[N+1]`; a failed check or step fails the run before that) — and only
+until the pool reaches the target size or the maximum number of rounds has run.
+`sipipeline run` uses the same facts (`round_to_run`) but re-runs a round that is not done.
 
 - `next_round_sensor` chains rounds: it adds the next `bootstrap_round` partition and requests
   a run of `bootstrap_round_job` for it.
@@ -24,7 +26,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from sipipeline.defs.partitions import RoundKeyError, bootstrap_rounds, round_key, round_number
+from sipipeline.defs.partitions import (
+    RoundKeyError,
+    bootstrap_rounds,
+    ensure_round_partition,
+    round_key,
+    round_number,
+)
 
 ROUND_JOB_NAME = "bootstrap_round_job"
 SENSOR_NAME = "next_round_sensor"
@@ -32,6 +40,7 @@ SCHEDULE_NAME = "round_schedule"
 PARTITION_TAG = "dagster/partition"
 STARTED_BY_TAG = "sipipeline/started_by"
 AFTER_RUN_TAG = "sipipeline/after_run"
+HANDOFF_KEY = dg.AssetKey("round_handoff")
 
 MAX_ROUNDS_ENV = "SIPIPELINE_MAX_ROUNDS"
 TARGET_POOL_SIZE_ENV = "SIPIPELINE_TARGET_POOL_SIZE"
@@ -46,6 +55,9 @@ NOT_FINISHED = frozenset({
     dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUSPENDED,
 })
 RUN_HISTORY_LIMIT = 2000
+#: Assets whose runs neither wait for nor hold up rounds: a review running, or failing, for
+#: round N is not round N's run.
+OFF_ROUND_ASSETS = frozenset({dg.AssetKey("quality_review"), dg.AssetKey("human_review")})
 
 
 class AutomationSettingsError(ValueError):
@@ -104,13 +116,13 @@ class NextRound:
 
 
 def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[RoundRun],
-                      materialized_rounds: set[int],
+                      handed_off: set[int],
                       pool_size_of: Callable[[int], int | None],
                       settings: AutomationSettings) -> NextRound:
     """Which round to start now, if any.
 
     `latest_runs` holds the most recent run of each round, `in_flight` every round run that is
-    queued or running, `materialized_rounds` the rounds whose `filtered_tasks` exists, and
+    queued or running, `handed_off` the rounds whose pool a completed run handed on, and
     `pool_size_of(n)` the size of round n's pool.
     """
     if in_flight:
@@ -118,7 +130,7 @@ def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[R
                          for r in sorted(in_flight, key=lambda r: r.round))
         return NextRound(None, f"A round is already queued or running: {busy}. "
                                "Rounds of a pool run one at a time.")
-    known = set(latest_runs) | set(materialized_rounds)
+    known = set(latest_runs) | set(handed_off)
     if not known:
         return NextRound(1, "No round has run yet: starting the first one.")
     last = max(known)
@@ -127,9 +139,9 @@ def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[R
         return NextRound(None, f"The last run of {round_key(last)} (run {run.run_id[:8]}) "
                                f"ended {run.status.value}. Fix and re-run it; rounds "
                                "continue after a successful run.")
-    if last not in materialized_rounds:
-        return NextRound(None, f"{round_key(last)} has no materialized filtered_tasks yet "
-                               "(only part of the round ran). Materialize the whole round.")
+    if last not in handed_off:
+        return NextRound(None, f"{round_key(last)} has not handed its pool on yet (only part "
+                               "of the round ran). Materialize the whole round.")
     if last >= settings.max_rounds:
         return NextRound(None, f"{round_key(last)} reached the maximum of "
                                f"{settings.max_rounds} rounds ({MAX_ROUNDS_ENV}).")
@@ -141,6 +153,26 @@ def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[R
     return NextRound(last + 1, f"{round_key(last)} succeeded"
                                + (f" with a pool of {size} tasks" if size is not None else "")
                                + f": starting {round_key(last + 1)}.",
+                     after_run_id=run.run_id if run is not None else None)
+
+
+def round_to_run(latest_runs: Mapping[int, RoundRun], handed_off: set[int]) -> NextRound:
+    """The round a manual start (`sipipeline run`) materializes: the one after the last done
+    round, or the last round again when it is not done (its last run failed or stopped early).
+
+    Rounds in flight are the caller's concern (it refuses to start beside them).
+    """
+    known = set(latest_runs) | set(handed_off)
+    if not known:
+        return NextRound(1, "No round has run yet: starting the first one.")
+    last = max(known)
+    run = latest_runs.get(last)
+    if run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
+        return NextRound(last, f"The last run of {round_key(last)} (run {run.run_id[:8]}) "
+                               f"ended {run.status.value}: running {round_key(last)} again.")
+    if last not in handed_off:
+        return NextRound(last, f"{round_key(last)} did not hand its pool on: running it again.")
+    return NextRound(last + 1, f"{round_key(last)} is done: starting {round_key(last + 1)}.",
                      after_run_id=run.run_id if run is not None else None)
 
 
@@ -156,14 +188,15 @@ def _round_of(run: dg.DagsterRun) -> int | None:
 
 
 def round_runs(instance: dg.DagsterInstance) -> tuple[dict[int, RoundRun], list[RoundRun]]:
-    """The latest run of each round and the round runs not finished yet (any job)."""
+    """The latest run of each round and the round runs not finished yet (any job, except
+    runs of review assets only)."""
     latest: dict[int, RoundRun] = {}
     in_flight: list[RoundRun] = []
     runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: _known_round_keys(
         instance)}), limit=RUN_HISTORY_LIMIT)
     for run in runs:  # newest first
         number = _round_of(run)
-        if number is None:
+        if number is None or (run.asset_selection and run.asset_selection <= OFF_ROUND_ASSETS):
             continue
         summary = RoundRun(number, run.status, run.run_id)
         latest.setdefault(number, summary)
@@ -176,32 +209,46 @@ def _known_round_keys(instance: dg.DagsterInstance) -> list[str]:
     return list(instance.get_dynamic_partitions(bootstrap_rounds.name)) or ["round_001"]
 
 
-def materialized_rounds(instance: dg.DagsterInstance) -> set[int]:
-    keys = instance.get_materialized_partitions(dg.AssetKey("filtered_tasks"))
+def _handoff_records(instance: dg.DagsterInstance) -> list:
+    """Every observation of `round_handoff`, newest first."""
+    records, cursor = [], None
+    while True:
+        page = instance.fetch_observations(HANDOFF_KEY, limit=RUN_HISTORY_LIMIT, cursor=cursor)
+        records.extend(page.records)
+        if not page.has_more:
+            return records
+        cursor = page.cursor
+
+
+def handed_off_rounds(instance: dg.DagsterInstance) -> set[int]:
+    """Rounds N whose pool a completed run handed on (`round_handoff[N+1]` was observed)."""
     rounds = set()
-    for key in keys:
+    for record in _handoff_records(instance):
         try:
-            rounds.add(round_number(key))
+            rounds.add(round_number(record.partition_key or "") - 1)
         except RoundKeyError:
             continue
     return rounds
 
 
+def done_rounds(instance: dg.DagsterInstance) -> list[int]:
+    """Rounds that are done, in order: they handed their pool on, and their latest run (if the
+    instance still has it) succeeded."""
+    latest, _ = round_runs(instance)
+    return sorted(number for number in handed_off_rounds(instance)
+                  if number not in latest or latest[number].status == dg.DagsterRunStatus.SUCCESS)
+
+
 def pool_size_reader(instance: dg.DagsterInstance) -> Callable[[int], int | None]:
-    """Reads a round's pool size from its latest `filtered_tasks` materialization metadata."""
+    """Reads the size of the pool round N handed on (its latest `round_handoff[N+1]`)."""
 
     def pool_size_of(number: int) -> int | None:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("filtered_tasks"),
-                                  asset_partitions=[round_key(number)]), limit=1).records
-        if not records:
-            return None
-        materialization = records[0].asset_materialization
-        metadata = materialization.metadata if materialization else {}
-        for name in ("pool_size", "dagster/row_count"):
-            if name in metadata:
-                return int(metadata[name].value)
-        return None
+        records = instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=HANDOFF_KEY,
+                                  asset_partitions=[round_key(number + 1)]), limit=1).records
+        observation = records[0].asset_observation if records else None
+        size = observation.metadata.get("pool_size") if observation else None
+        return int(size.value) if size is not None else None
 
     return pool_size_of
 
@@ -210,7 +257,7 @@ def next_round_for(instance: dg.DagsterInstance,
                    settings: AutomationSettings | None = None) -> NextRound:
     """The decision for the rounds recorded in this Dagster instance."""
     latest, in_flight = round_runs(instance)
-    return decide_next_round(latest, in_flight, materialized_rounds(instance),
+    return decide_next_round(latest, in_flight, handed_off_rounds(instance),
                              pool_size_reader(instance),
                              settings or AutomationSettings.from_env())
 
@@ -251,7 +298,7 @@ def sensor_is_running(instance: dg.DagsterInstance, name: str = SENSOR_NAME) -> 
     """Whether a sensor of this name is switched on in the instance (any code location).
 
     The one use of Dagster's private API in sipipeline (instigator state has no public reader),
-    checked against dagster 1.13.28.
+    checked against dagster 1.13.27.
     """
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.scheduler.instigation import InstigatorStatus
@@ -270,7 +317,7 @@ def _round_schedule(context: dg.ScheduleEvaluationContext):
     if decision.round_number is None:
         return dg.SkipReason(decision.reason)
     # Schedules cannot return partition requests: add the round before asking for its run.
-    context.instance.add_dynamic_partitions(bootstrap_rounds.name, [decision.partition_key])
+    ensure_round_partition(context.instance, decision.partition_key)
     return _run_request(decision, SCHEDULE_NAME)
 
 

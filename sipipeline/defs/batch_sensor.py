@@ -13,7 +13,6 @@ repeats. With no pending run a tick is a single run-storage query.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import dagster as dg
 
@@ -31,9 +30,6 @@ from sipipeline.model.types import ModelAccessError
 
 SENSOR_NAME = "batch_completion_sensor"
 AFTER_BATCHES_TAG = "sipipeline/after_batches_of"
-#: The round's steps in order; a re-launch runs the pending one and all after it.
-ROUND_STEPS = ("seed_pool", "generated_instructions", "classification_labels", "instances",
-               "filtered_tasks", "dataset_stats")
 CURSOR_KEEP = 500
 POLLS_PER_TICK = 20
 POLL_TIMEOUT_S = 5.0  # a tick must end within seconds, even if the endpoint does not answer
@@ -51,31 +47,15 @@ def journal_path(round_store: RoundStore) -> str:
     return str(round_store.local_dir("journal") / "llm_journal.sqlite")
 
 
-def remaining_steps(purposes: Sequence[str]) -> list[dg.AssetKey]:
-    """The earliest pending step among `purposes` and every round step after it."""
-    first = min(ROUND_STEPS.index(p) for p in purposes if p in ROUND_STEPS)
-    return [dg.AssetKey(step) for step in ROUND_STEPS[first:]]
-
-
-def _run_config_for(run_config: dict, steps: Sequence[dg.AssetKey]) -> dict:
-    """The run's config, keeping only the ops of `steps` (a subset run refuses the rest)."""
-    names = {key.path[-1] for key in steps}
-    config = {k: v for k, v in run_config.items() if k != "ops"}
-    ops = {name: value for name, value in (run_config.get("ops") or {}).items()
-           if name in names}
-    if ops:
-        config["ops"] = ops
-    return config
-
-
 def build_batch_completion_sensor(running: bool) -> dg.SensorDefinition:
     """The sensor, running by default when the code location loads in batch delivery."""
     status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
     return dg.sensor(
         name=SENSOR_NAME, job_name=ROUND_JOB_NAME, minimum_interval_seconds=60,
         default_status=status,
-        description="Re-launches a round's remaining steps once the batches its 'batches "
-                    "pending' step left running have all ended.")(batch_completion_sensor)
+        description="Re-launches a round once the batches its 'batches pending' step left "
+                    "running have all ended (answered steps are read from the journal).",
+    )(batch_completion_sensor)
 
 
 def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResource,
@@ -108,12 +88,10 @@ def batch_completion_sensor(context: dg.SensorEvaluationContext, llm: ModelResou
             handled.append(run.run_id)
             if not rows:
                 continue
-            steps = remaining_steps([row.purpose for row in rows])
             requests.append(dg.RunRequest(
                 run_key=f"batches-done-{run.run_id}",
                 partition_key=rows[0].partition_key or run.tags.get("dagster/partition"),
-                asset_selection=steps,
-                run_config=_run_config_for(run.run_config, steps),
+                run_config=run.run_config,
                 tags={STARTED_BY_TAG: SENSOR_NAME, AFTER_BATCHES_TAG: run.run_id}))
     except (BatchApiError, ModelAccessError) as error:
         return dg.SkipReason(f"could not poll the batches: {error}")

@@ -12,7 +12,9 @@ round run the check step receives exactly the round being materialized, its
 `context.partition_key` is that round, and the result is recorded against that partition in the
 UI. The checks of `filtered_tasks` and `instances` are blocking: an ERROR stops the rest of the
 run, so bad data never reaches `filtered_tasks`/`dataset_stats`, the run fails, and the
-next-round sensor (which only continues after a successful run) does not hand the pool on.
+round's last step (`round_completion`, which hands the pool on) never runs. The parse-failure
+check only warns (WARN severity never stops a run) but is declared blocking too, so the rest of
+the round waits for it: a check that crashes fails the round before it is marked done.
 """
 
 import warnings
@@ -148,7 +150,7 @@ def instances_checks(instances: pd.DataFrame):
     specs=[
         _spec("parse_failure_share", "generated_instructions",
               "Warns when too many candidates were unparseable or cut by the token limit "
-              "(a model or prompt problem).", blocking=False),
+              "(a model or prompt problem).", blocking=True),
     ],
     ins={"generated_instructions": dg.AssetIn("generated_instructions")},
     description="Watches the model's answers for format problems.",

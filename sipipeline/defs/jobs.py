@@ -15,13 +15,25 @@ ROUND_ASSETS = [
     assets.instances,
     assets.filtered_tasks,
     assets.dataset_stats,
+    assets.round_completion,
 ]
 
-bootstrap_round_job = dg.define_asset_job(
-    ROUND_JOB_NAME,
-    selection=dg.AssetSelection.assets(*ROUND_ASSETS),
-    description="One Self-Instruct bootstrap round: generate, classify, make instances, filter.",
-    # The instance's run queue admits one run with this tag at a time (see cli.INSTANCE_SETTINGS),
-    # so rounds launched by hand, the sensor or the schedule never overlap.
-    tags={ROUND_SLOT_TAG: "bootstrap"},
-)
+
+
+def build_round_job(run_config: dict | None = None) -> dg.UnresolvedAssetJobDefinition:
+    """The round job; `run_config` (e.g. a smaller `num_prompts`) becomes its default config,
+    used by every run that does not bring its own (the sensor's and the schedule's)."""
+    return dg.define_asset_job(
+        ROUND_JOB_NAME,
+        selection=dg.AssetSelection.assets(*ROUND_ASSETS),
+        description="One Self-Instruct bootstrap round: generate, classify, make instances, "
+                    "filter.",
+        # The instance's run queue admits one run with this tag at a time (see
+        # cli.INSTANCE_SETTINGS, deploy/dagster.yaml), so rounds launched by hand, the sensor
+        # or the schedule never overlap.
+        tags={ROUND_SLOT_TAG: "bootstrap"},
+        config=run_config or None,
+    )
+
+
+bootstrap_round_job = build_round_job()

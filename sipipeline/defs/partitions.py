@@ -38,3 +38,10 @@ def previous_round_key(key: str) -> str | None:
 
 def next_round_key(key: str) -> str:
     return round_key(round_number(key) + 1)
+
+
+def ensure_round_partition(instance: dg.DagsterInstance, key: str) -> None:
+    """Add a round's partition unless it exists (re-running a round, or two starters, adds it
+    once)."""
+    if not instance.has_dynamic_partition(bootstrap_rounds.name, key):
+        instance.add_dynamic_partitions(bootstrap_rounds.name, [key])

@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from sipipeline.method.vocabulary import PromptStyle
 from sipipeline.model import embedded
 from sipipeline.model.batch import BatchModelClient
 from sipipeline.model.client import ModelClient
@@ -27,12 +28,20 @@ from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.keys import endpoint_id
 from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
 from sipipeline.model.redaction import REDACTED, redact, split_credentials
-from sipipeline.model.types import API_CHAT, API_COMPLETIONS, ModelAccessError
+from sipipeline.model.types import (
+    API_CHAT,
+    API_COMPLETIONS,
+    MAX_TOKENS,
+    TOKEN_LIMIT_FIELDS,
+    ModelAccessError,
+)
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
 API_KEY_ENV = "OPENAI_API_KEY"
 MODEL_ENV = "SIPIPELINE_LLM_MODEL"
 API_MODE_ENV = "SIPIPELINE_LLM_API"
+TOKEN_LIMIT_FIELD_ENV = "SIPIPELINE_TOKEN_LIMIT_FIELD"
+STRUCTURED_OUTPUT_ENV = "SIPIPELINE_STRUCTURED_OUTPUT"
 MODEL_PATH_ENV = "SIPIPELINE_MODEL_PATH"
 DELIVERY_ENV = "SIPIPELINE_LLM_DELIVERY"
 BATCH_WAIT_ENV = "SIPIPELINE_LLM_BATCH_WAIT_S"
@@ -55,7 +64,17 @@ class ModelResource(dg.ConfigurableResource):
     api: str = Field(
         default=API_COMPLETIONS,
         description="'completions' for base models (the paper's prompts as-is) or 'chat' for "
-        "chat models (the prompt is sent as a user message to continue).")
+        "chat models (chat-native prompts per stage, answers read by the chat parser).")
+    structured_output: bool = Field(
+        default=False,
+        description="Chat mode only: ask for each stage's answer as JSON (`response_format` "
+        "with a JSON schema), for endpoints that support it; an answer that is not the JSON "
+        "asked for is read by the text parser.")
+    token_limit_field: str = Field(
+        default=MAX_TOKENS,
+        description="'max_tokens', or 'max_completion_tokens' for endpoints that require it "
+        "(newer OpenAI models). Also learnt from the endpoint's 400 answer and remembered in "
+        "the journal.")
     max_in_flight: int | None = Field(
         default=None,
         description="Requests in flight at once (default 32 for an endpoint, 2 x "
@@ -118,6 +137,12 @@ class ModelResource(dg.ConfigurableResource):
         """Check the settings and resolve the endpoint (starting a local one if needed)."""
         raise NotImplementedError
 
+    def prompt_style(self) -> PromptStyle:
+        """Which prompts and parsers the round uses with this model."""
+        if self.api != API_CHAT:
+            return PromptStyle.COMPLETION
+        return PromptStyle.CHAT_JSON if self.structured_output else PromptStyle.CHAT
+
     def get_client(self, journal_path: str) -> ModelClient:
         """A client for this model writing to `journal_path` (through the Batch API in batch
         delivery); closed at teardown."""
@@ -159,7 +184,11 @@ class ModelResource(dg.ConfigurableResource):
         if self.api not in (API_COMPLETIONS, API_CHAT):
             raise ModelAccessError(
                 f"api must be '{API_COMPLETIONS}' or '{API_CHAT}', not {self.api!r}")
-        return {"api": self.api, "timeout_s": self.timeout_s, "max_retries": self.max_retries,
+        if self.token_limit_field not in TOKEN_LIMIT_FIELDS:
+            raise ModelAccessError(f"token_limit_field must be one of {TOKEN_LIMIT_FIELDS}, "
+                                   f"not {self.token_limit_field!r}")
+        return {"api": self.api, "token_limit_field": self.token_limit_field,
+                "timeout_s": self.timeout_s, "max_retries": self.max_retries,
                 "backoff_base_s": self.backoff_base_s, "backoff_max_s": self.backoff_max_s,
                 "send_seed": self.send_seed, "budget_usd": self.budget_usd,
                 "journal_synchronous": "FULL" if self.journal_fsync else "NORMAL",
@@ -265,21 +294,27 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
     """The `llm` resource for `Definitions`, chosen by the environment.
 
     OPENAI_BASE_URL set (or a `base_url` override): an `OpenAIEndpointResource`, with
-    OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API and SIPIPELINE_LLM_DELIVERY as
-    `dg.EnvVar` when set (and SIPIPELINE_LLM_BATCH_WAIT_S / _POLL_S, numbers).
+    OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API, SIPIPELINE_TOKEN_LIMIT_FIELD and
+    SIPIPELINE_LLM_DELIVERY as `dg.EnvVar` when set. SIPIPELINE_STRUCTURED_OUTPUT (true/false)
+    sets `structured_output` for either resource; SIPIPELINE_LLM_BATCH_WAIT_S / _POLL_S
+    (numbers) set `batch_wait_s` / `batch_poll_s`.
     Otherwise the `EmbeddedModelResource`, with SIPIPELINE_MODEL_PATH (a GGUF) and
     SIPIPELINE_LLM_API when set. Keyword overrides win.
     """
     if os.environ.get(BASE_URL_ENV) or overrides.get("base_url"):
         resource_type: type[ModelResource] = OpenAIEndpointResource
         variables = ((BASE_URL_ENV, "base_url"), (API_KEY_ENV, "api_key"),
-                     (MODEL_ENV, "model"), (API_MODE_ENV, "api"), (DELIVERY_ENV, "delivery"))
+                     (MODEL_ENV, "model"), (API_MODE_ENV, "api"),
+                     (TOKEN_LIMIT_FIELD_ENV, "token_limit_field"), (DELIVERY_ENV, "delivery"))
     else:
         resource_type = EmbeddedModelResource
         variables = ((MODEL_PATH_ENV, "model_path"), (API_MODE_ENV, "api"),
                      (DELIVERY_ENV, "delivery"))
     fields: dict[str, Any] = {field_name: dg.EnvVar(env_name)
                               for env_name, field_name in variables if os.environ.get(env_name)}
+    structured = os.environ.get(STRUCTURED_OUTPUT_ENV, "").strip().lower()
+    if structured:
+        fields["structured_output"] = structured in ("1", "true", "yes", "on")
     for env_name, field_name in ((BATCH_WAIT_ENV, "batch_wait_s"),
                                  (BATCH_POLL_ENV, "batch_poll_s")):
         if os.environ.get(env_name):  # numbers, and no secret: read here

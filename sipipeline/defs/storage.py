@@ -2,11 +2,19 @@
 
 `RoundStore` is the one owner of that layout: the IO manager, the assets that read other rounds,
 the export command and the tests all go through it.
+
+Files that need a real filesystem — the response journal (SQLite), and reports and exports
+while they are being written — live in a local working folder. With a remote base, reports and
+exports are then published under the base (`<base>/reports/<round>/`, `<base>/exports/`), so
+every worker and reader finds them there; the journal stays local and must be on a path every
+run worker reaches (one machine's DAGSTER_HOME, or a shared volume set as SIPIPELINE_LOCAL_DIR).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -20,13 +28,39 @@ from upath import UPath
 
 from sipipeline.defs.partitions import RoundKeyError, previous_round_key, round_number
 from sipipeline.method.schema import SCHEMAS, from_arrow, to_arrow
-from sipipeline.paths import dagster_home
+from sipipeline.paths import LOCAL_DIR_ENV, dagster_home
 
 PARQUET_SUFFIX = ".parquet"
+LOCAL_PROTOCOLS = ("", "file", "local")
 
 
 class MissingRoundError(RuntimeError):
     """A round asks for data of a round that has not been materialized."""
+
+
+class RemoteLocalDirError(ValueError):
+    """The local working folder (home of the SQLite response journal) was given as a URL."""
+
+
+def is_remote(location: str) -> bool:
+    """Whether a storage location is a URL of a remote filesystem (s3://, gs://, memory://...)."""
+    return UPath(location).protocol not in LOCAL_PROTOCOLS
+
+
+def checked_local_dir(location: str, source: str) -> Path:
+    """`location` as a local folder, or a clear error when it names a remote filesystem.
+
+    The response journal is a SQLite database: SQLite needs a real filesystem with working
+    locks, which object stores do not offer, so it can never live under s3:// or gs://.
+    """
+    if is_remote(location):
+        raise RemoteLocalDirError(
+            f"{source}={location!r} is a remote location, but the local working folder holds "
+            "the response journal, a SQLite database that needs a local filesystem. Give a "
+            "local path that every run worker reaches (e.g. a shared volume mounted at the same "
+            "path); round data, reports and exports go to SIPIPELINE_STORAGE, which may be "
+            "s3:// or gs://.")
+    return Path(UPath(location).path).expanduser().resolve()
 
 
 class StaleRoundError(RuntimeError):
@@ -110,6 +144,11 @@ class RoundStore(dg.ConfigurableResource):
     """
 
     base_path: str
+    local_path: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A remote journal location fails the run before any step calls the model.
+        self.local_root()
 
     def path(self, asset: str, round_key: str) -> UPath:
         return UPath(self.base_path) / asset / f"{round_key}{PARQUET_SUFFIX}"
@@ -170,9 +209,11 @@ class RoundStore(dg.ConfigurableResource):
         return self._plan(asset, round_key, df)[1][_VERSION]
 
     def write(self, asset: str, round_key: str, df: pd.DataFrame) -> UPath:
+        """Store a round's table; `df.attrs` then name what it is and its stored version."""
         rows, info = self._plan(asset, round_key, df)
         path = self.path(asset, round_key)
         write_parquet(rows, path, asset, info)
+        df.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: info[_VERSION]}
         return path
 
     def _plan(self, asset: str, round_key: str,
@@ -182,10 +223,12 @@ class RoundStore(dg.ConfigurableResource):
         source = df.attrs.get(SOURCE_ATTR)
         if (asset == HANDOFF_ASSET and previous is not None
                 and source == f"{CUMULATIVE_ASSET}/{previous}"
-                and self.exists(CUMULATIVE_ASSET, previous)
-                and self.info(CUMULATIVE_ASSET, previous).version == df.attrs.get(VERSION_ATTR)):
-            return df.iloc[0:0], {_KIND: REFERENCE, _BASE: previous,
-                                  _VERSION: str(df.attrs[VERSION_ATTR]), _ROWS: str(len(df))}
+                and self.exists(CUMULATIVE_ASSET, previous)):
+            base = self.info(CUMULATIVE_ASSET, previous)
+            # Unchanged since it was read (same version, same rows): a reference will do.
+            if base.version == df.attrs.get(VERSION_ATTR) and base.rows == len(df):
+                return df.iloc[0:0], {_KIND: REFERENCE, _BASE: previous,
+                                      _VERSION: base.version, _ROWS: str(len(df))}
         if asset == CUMULATIVE_ASSET:
             ids = _ids_digest(df["task_id"])
             if previous is not None and self.exists(asset, previous):
@@ -240,17 +283,59 @@ class RoundStore(dg.ConfigurableResource):
                 f"{self.base_path} (run `sipipeline run` first)")
         return keys[-1], self.read(asset, keys[-1])
 
-    def local_dir(self, name: str) -> Path:
-        """A local folder for files that need a real filesystem (journal, reports).
+    def is_remote(self) -> bool:
+        return is_remote(self.base_path)
 
-        Inside the base when it is local; under DAGSTER_HOME when the base is a remote URL.
-        """
-        base = UPath(self.base_path)
-        root = Path(base.path) if base.protocol in ("", "file", "local") else (
-            dagster_home() / "sipipeline-local")
-        folder = root / name
+    def local_root(self) -> Path:
+        """The local working folder: `local_path`, else `$SIPIPELINE_LOCAL_DIR`, else the base
+        when it is local, else `$DAGSTER_HOME/sipipeline-local`. Never a URL (see
+        `checked_local_dir`)."""
+        if self.local_path:
+            return checked_local_dir(self.local_path, "local_path")
+        if os.environ.get(LOCAL_DIR_ENV):
+            return checked_local_dir(os.environ[LOCAL_DIR_ENV], LOCAL_DIR_ENV)
+        if not self.is_remote():
+            return Path(UPath(self.base_path).path)
+        return dagster_home() / "sipipeline-local"
+
+    def local_dir(self, name: str) -> Path:
+        """A local folder for files that need a real filesystem (journal, report staging)."""
+        folder = self.local_root() / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def publish(self, name: str) -> str:
+        """Copy `local_dir(name)` to `<base>/<name>` when the base is remote; its location.
+
+        With a local base the folder is already inside the base and nothing is copied.
+        """
+        local = self.local_dir(name)
+        if not self.is_remote():
+            return str(local)
+        target = UPath(self.base_path) / name
+        for source in sorted(p for p in local.rglob("*") if p.is_file()):
+            destination = target.joinpath(*source.relative_to(local).parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with source.open("rb") as reader, destination.open("wb") as writer:
+                shutil.copyfileobj(reader, writer)
+        return str(target)
+
+    def published(self, name: str, local_file: str | os.PathLike) -> str:
+        """Where a file written under `local_dir(name)` is found after `publish(name)`."""
+        if not self.is_remote():
+            return str(local_file)
+        relative = Path(local_file).resolve().relative_to(self.local_dir(name).resolve())
+        return str((UPath(self.base_path) / name).joinpath(*relative.parts))
+
+    def published_files(self, name: str, files: Mapping[str, str]) -> dict[str, str]:
+        """Publish `local_dir(name)` and map each local file of `files` to its location."""
+        self.publish(name)
+        return {key: self.published(name, path) for key, path in files.items()}
+
+
+def location_url(location: str) -> str:
+    """A link for a stored file: file:// for a local path, the URL itself for a remote one."""
+    return location if is_remote(location) else f"file://{location}"
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
-from rouge_score import rouge_scorer, tokenizers
 
 from sipipeline.method.schema import POOL_SCHEMA, is_missing
 from sipipeline.method.vocabulary import (
@@ -61,6 +60,9 @@ class _RougeReference:
     """rouge-score's own tokenizer and LCS scorer, independent of `sipipeline.similarity`."""
 
     def __init__(self) -> None:
+        from rouge_score import rouge_scorer, tokenizers  # the oracle, needed only here
+
+        self._score_lcs = rouge_scorer._score_lcs
         self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
         self._cache: dict[str, list[str]] = {}
 
@@ -70,10 +72,9 @@ class _RougeReference:
             cached = self._cache[text] = self._tokenizer.tokenize(text)
         return cached
 
-    @staticmethod
-    def fmeasure(target: Sequence[str], prediction: Sequence[str]) -> float:
+    def fmeasure(self, target: Sequence[str], prediction: Sequence[str]) -> float:
         """As the reference scores a candidate: `scorer.score(candidate, pool_item)`."""
-        return float(rouge_scorer._score_lcs(target, prediction).fmeasure)
+        return float(self._score_lcs(target, prediction).fmeasure)
 
 
 def _cannot_beat(length_a: int, length_b: int, best: float) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sipipeline.method import parsing, prompts
+from sipipeline.method import chat_parsing, chat_prompts, parsing, prompts
 from sipipeline.method.schema import (
     CLASSIFICATION_SCHEMA,
     GENERATED_SCHEMA,
@@ -28,6 +28,8 @@ from sipipeline.method.vocabulary import (
     GenerationOrder,
     InstanceStatus,
     Origin,
+    ParsedAs,
+    PromptStyle,
     RejectReason,
     identity_key,
 )
@@ -46,9 +48,17 @@ def machine_task_id(instruction: str) -> str:
 
 @dataclass(frozen=True)
 class PlannedPrompt:
+    """A generation request: `prompt` is the completion prompt or the rendered chat messages."""
+
     request_id: str
     prompt: str
     in_context_ids: tuple[str, ...]
+    messages: chat_prompts.ChatMessages = ()
+    response_format: str = ""
+
+
+def is_chat(style: str) -> bool:
+    return style in (PromptStyle.CHAT, PromptStyle.CHAT_JSON)
 
 
 @dataclass(frozen=True)
@@ -88,19 +98,27 @@ class InContextPools:
 
 
 def plan_generation_prompts(pool: pd.DataFrame, round_number: int, num_prompts: int,
-                            num_examples: int, num_machine: int,
-                            random_seed: int) -> list[PlannedPrompt]:
-    """The round's instruction-generation prompts, reproducible from (seed, round, pool)."""
+                            num_examples: int, num_machine: int, random_seed: int,
+                            style: str = PromptStyle.COMPLETION) -> list[PlannedPrompt]:
+    """The round's instruction-generation prompts, reproducible from (seed, round, pool).
+
+    `style` picks the completion prompt (base models) or the chat messages; the in-context
+    tasks are the same for both.
+    """
     rng = random.Random(f"{random_seed}:{round_number}")
     groups = InContextPools.of(pool)
     planned = []
     for index in range(num_prompts):
         examples = groups.sample(rng, num_examples, num_machine)
-        text = prompts.generation_prompt([instruction for _, instruction in examples])
+        shown = [instruction for _, instruction in examples]
+        stage = (chat_prompts.generation_messages(shown, style == PromptStyle.CHAT_JSON)
+                 if is_chat(style) else chat_prompts.StagePrompt(prompts.generation_prompt(shown)))
         planned.append(PlannedPrompt(
-            request_id=stable_id("rq", round_number, random_seed, index, text),
-            prompt=text,
+            request_id=stable_id("rq", round_number, random_seed, index, stage.text),
+            prompt=stage.text,
             in_context_ids=tuple(task_id for task_id, _ in examples),
+            messages=stage.messages,
+            response_format=stage.response_format,
         ))
     return planned
 
@@ -121,19 +139,19 @@ def _similar_records(entries: list[dict], comparison_ids: list[str],
 
 def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[ModelText],
                          pool: pd.DataFrame, round_number: int, model: str,
-                         threshold: float, top_k: int = 10) -> pd.DataFrame:
+                         threshold: float, top_k: int = 10,
+                         style: str = PromptStyle.COMPLETION) -> pd.DataFrame:
     """Parse every response, apply the heuristics, then the ROUGE-L novelty filter in order.
+
+    Chat answers (`style`) are read by the chat parser; `parsed_as` records which one read each.
 
     The novelty filter sees the candidates in prompt order and compares each one with the pool
     and with the candidates accepted before it, as the reference implementation does.
     """
     rows: list[dict] = []
     for plan, response in zip(planned, responses, strict=True):
-        # The prompt lists the in-context instructions and ends with the next number.
-        first_number = len(plan.in_context_ids) + 1
-        for item in parsing.parse_generated_instructions(
-                response.text, response.finish_reason, first_number,
-                prompts.list_end(len(plan.in_context_ids))):
+        items, parsed_as = _parse_generation(plan, response, style)
+        for item in items:
             rows.append({
                 "candidate_id": stable_id("gc", plan.request_id, item.position, item.instruction),
                 "round": round_number,
@@ -144,6 +162,7 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
                 "instruction": item.instruction,
                 "model": model,
                 "finish_reason": response.finish_reason,
+                "parsed_as": parsed_as,
                 "status": (CandidateStatus.REJECTED if item.reject_reason
                            else CandidateStatus.ACCEPTED),
                 "reject_reason": item.reject_reason,
@@ -174,24 +193,66 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
     return frame(rows, GENERATED_SCHEMA)
 
 
+def _parse_generation(plan: PlannedPrompt, response: ModelText, style: str
+                      ) -> tuple[list[parsing.ParsedInstruction], ParsedAs]:
+    if is_chat(style):
+        return chat_parsing.parse_chat_instructions(
+            response.text, response.finish_reason, style == PromptStyle.CHAT_JSON)
+    # The prompt lists the in-context instructions and ends with the next number.
+    first_number = len(plan.in_context_ids) + 1
+    return parsing.parse_generated_instructions(
+        response.text, response.finish_reason, first_number,
+        prompts.list_end(len(plan.in_context_ids))), ParsedAs.COMPLETION_TEXT
+
+
 def accepted_candidates(generated: pd.DataFrame) -> pd.DataFrame:
     return generated[generated["status"] == CandidateStatus.ACCEPTED].reset_index(drop=True)
 
 
+def classification_prompt(examples: prompts.FewShotExamples, instruction: str,
+                          style: str = PromptStyle.COMPLETION) -> chat_prompts.StagePrompt:
+    """The classification request of one instruction in `style`."""
+    if is_chat(style):
+        return chat_prompts.classification_messages(examples, instruction,
+                                                    style == PromptStyle.CHAT_JSON)
+    return chat_prompts.StagePrompt(prompts.classification_prompt(examples, instruction))
+
+
 def classification_frame(accepted: pd.DataFrame, prompt_texts: Sequence[str],
-                         responses: Sequence[ModelText], model: str) -> pd.DataFrame:
+                         responses: Sequence[ModelText], model: str,
+                         style: str = PromptStyle.COMPLETION) -> pd.DataFrame:
+    """One label per accepted task. A chat answer that is neither Yes nor No is not guessed:
+    `label_problem` says why, `is_classification` is False, and the task gets no instances."""
     rows = []
     for row, text, response in zip(accepted.itertuples(), prompt_texts, responses, strict=True):
+        problem = None
+        if is_chat(style):
+            label = chat_parsing.parse_chat_classification(
+                response.text, style == PromptStyle.CHAT_JSON)
+            is_classification, problem = bool(label.is_classification), label.problem
+            parsed_as = label.parsed_as
+        else:
+            is_classification = parsing.parse_classification_answer(response.text)
+            parsed_as = ParsedAs.COMPLETION_TEXT
         rows.append({
             "task_id": row.task_id,
             "round": row.round,
             "instruction": row.instruction,
-            "is_classification": parsing.parse_classification_answer(response.text),
+            "is_classification": is_classification,
             "raw_answer": response.text,
             "request_id": stable_id("rq", "classify", text),
             "model": model,
+            "parsed_as": parsed_as,
+            "label_problem": problem,
         })
     return frame(rows, CLASSIFICATION_SCHEMA)
+
+
+def labelled_tasks(labels: pd.DataFrame) -> pd.DataFrame:
+    """The tasks whose classification answer could be read: the ones that get instances."""
+    if "label_problem" not in labels.columns:
+        return labels
+    return labels[labels["label_problem"].isna()].reset_index(drop=True)
 
 
 def instance_prompt(examples: prompts.FewShotExamples, instruction: str,
@@ -201,16 +262,44 @@ def instance_prompt(examples: prompts.FewShotExamples, instruction: str,
     return prompts.input_first_prompt(examples, instruction)
 
 
+def instance_stage_prompt(examples: prompts.FewShotExamples, instruction: str,
+                          is_classification: bool,
+                          style: str = PromptStyle.COMPLETION) -> chat_prompts.StagePrompt:
+    """The instance request of one task in `style` (output-first for classification tasks)."""
+    if not is_chat(style):
+        return chat_prompts.StagePrompt(instance_prompt(examples, instruction, is_classification))
+    structured = style == PromptStyle.CHAT_JSON
+    if is_classification:
+        return chat_prompts.output_first_messages(examples, instruction, structured)
+    return chat_prompts.input_first_messages(examples, instruction, structured)
+
+
+def _parse_instances(response: ModelText, is_classification: bool, style: str
+                     ) -> tuple[list[parsing.ParsedInstance], ParsedAs]:
+    if is_chat(style):
+        parse_chat = (chat_parsing.parse_chat_output_first if is_classification
+                      else chat_parsing.parse_chat_input_first)
+        return parse_chat(response.text, response.finish_reason,
+                          style == PromptStyle.CHAT_JSON)
+    parse = parsing.parse_output_first if is_classification else parsing.parse_input_first
+    return parse(response.text, response.finish_reason), ParsedAs.COMPLETION_TEXT
+
+
 def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
-                    responses: Sequence[ModelText], model: str) -> pd.DataFrame:
-    """Parse each task's instances and apply the instance- and task-level rules."""
+                    responses: Sequence[ModelText], model: str,
+                    style: str = PromptStyle.COMPLETION) -> pd.DataFrame:
+    """Parse each task's instances and apply the instance- and task-level rules.
+
+    `prompt_texts` and `responses` belong to `labelled_tasks(labels)`, in order; a task whose
+    label could not be read was sent no request and gets one `unlabelled` row.
+    """
     rows = []
-    for row, text, response in zip(labels.itertuples(), prompt_texts, responses, strict=True):
-        parse = parsing.parse_output_first if row.is_classification else parsing.parse_input_first
+    labelled = labelled_tasks(labels)
+    for row, text, response in zip(labelled.itertuples(), prompt_texts, responses, strict=True):
         order = (GenerationOrder.OUTPUT_FIRST if row.is_classification
                  else GenerationOrder.INPUT_FIRST)
-        parsed, task_reason = parsing.select_task_instances(
-            parse(response.text, response.finish_reason))
+        answer, parsed_as = _parse_instances(response, bool(row.is_classification), style)
+        parsed, task_reason = parsing.select_task_instances(answer)
         request_id = stable_id("rq", "instances", text)
         for instance in parsed:
             rows.append({
@@ -226,6 +315,7 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
                 "model": model,
                 "status": InstanceStatus.DROPPED if instance.drop_reason else InstanceStatus.KEPT,
                 "drop_reason": instance.drop_reason,
+                "parsed_as": parsed_as,
             })
         if not parsed:
             rows.append({
@@ -234,7 +324,16 @@ def instances_frame(labels: pd.DataFrame, prompt_texts: Sequence[str],
                 "is_classification": bool(row.is_classification), "input": "", "output": "",
                 "generation": order, "request_id": request_id, "model": model,
                 "status": InstanceStatus.DROPPED,
-                "drop_reason": task_reason or DropReason.UNPARSEABLE,
+                "drop_reason": task_reason or DropReason.UNPARSEABLE, "parsed_as": parsed_as,
+            })
+    if len(labelled) < len(labels):
+        for row in labels[labels["label_problem"].notna()].itertuples():
+            rows.append({
+                "instance_id": stable_id("in", row.task_id, "", ""), "task_id": row.task_id,
+                "round": row.round, "instruction": row.instruction,
+                "is_classification": False, "input": "", "output": "", "generation": None,
+                "request_id": None, "model": model, "status": InstanceStatus.DROPPED,
+                "drop_reason": DropReason.UNLABELLED, "parsed_as": None,
             })
     return frame(rows, INSTANCES_SCHEMA)
 

@@ -48,6 +48,7 @@ GENERATED_SCHEMA = pa.schema([
     ("instruction", pa.string()),
     ("model", pa.string()),
     ("finish_reason", pa.string()),
+    ("parsed_as", pa.string()),
     ("status", pa.string()),
     ("reject_reason", pa.string()),
     ("max_rouge_l", pa.float64()),
@@ -64,6 +65,8 @@ CLASSIFICATION_SCHEMA = pa.schema([
     ("raw_answer", pa.string()),
     ("request_id", pa.string()),
     ("model", pa.string()),
+    ("parsed_as", pa.string()),
+    ("label_problem", pa.string()),
 ])
 
 INSTANCES_SCHEMA = pa.schema([
@@ -79,6 +82,28 @@ INSTANCES_SCHEMA = pa.schema([
     ("model", pa.string()),
     ("status", pa.string()),
     ("drop_reason", pa.string()),
+    ("parsed_as", pa.string()),
+])
+
+#: One reviewed record (a task and one of its instances) with the answers to the paper's three
+#: questions: True/False, or null when the answer could not be parsed (`parse_error` says why).
+REVIEW_SCHEMA = pa.schema([
+    ("record_id", pa.string()),
+    ("round", pa.int64()),
+    ("task_id", pa.string()),
+    ("instruction", pa.string()),
+    ("input", pa.string()),
+    ("output", pa.string()),
+    ("is_classification", pa.bool_()),
+    ("source", pa.string()),
+    ("valid_instruction", pa.bool_()),
+    ("appropriate_input", pa.bool_()),
+    ("correct_output", pa.bool_()),
+    ("rating", pa.string()),
+    ("reason", pa.string()),
+    ("parse_error", pa.string()),
+    ("raw_answer", pa.string()),
+    ("reviewer", pa.string()),
 ])
 
 _POOL_DEFAULTS: Mapping[str, object] = {
@@ -112,6 +137,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     "generated_instructions": GENERATED_SCHEMA,
     "classification_labels": CLASSIFICATION_SCHEMA,
     "instances": INSTANCES_SCHEMA,
+    "quality_review": REVIEW_SCHEMA,
+    "human_review": REVIEW_SCHEMA,
 }
 
 

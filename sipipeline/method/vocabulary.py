@@ -56,10 +56,14 @@ class RejectReason(Vocabulary):
     TRUNCATED = "truncated"
     UNPARSEABLE = "unparseable"
     SIMILAR_TO_POOL = "similar_to_pool"
+    JUDGE_INVALID = "judge_invalid"
+    #: A chat answer that is all reasoning: `<think>` opened and never closed.
+    UNFINISHED_THINKING = "unfinished_thinking"
 
 
 #: Reject reasons meaning the model's answer could not be used (a model or prompt problem).
-PARSE_FAILURE_REASONS = (RejectReason.UNPARSEABLE, RejectReason.TRUNCATED)
+PARSE_FAILURE_REASONS = (RejectReason.UNPARSEABLE, RejectReason.TRUNCATED,
+                         RejectReason.UNFINISHED_THINKING)
 
 
 class DropReason(Vocabulary):
@@ -77,6 +81,37 @@ class DropReason(Vocabulary):
     #: The text lacks the field marker the prompt always shows (`Output:` for input-first,
     #: `Class label:` for output-first), so no part of it can be read as an instance.
     MISSING_FIELD_MARKER = "missing_field_marker"
+    JUDGE_INVALID = "judge_invalid"
+    #: A chat answer that is all reasoning: `<think>` opened and never closed.
+    UNFINISHED_THINKING = "unfinished_thinking"
+    #: The task's classification answer could not be read, so no instance prompt was chosen.
+    UNLABELLED = "unlabelled"
+
+
+class LabelProblem(Vocabulary):
+    """Why a chat model's classification answer could not be read (never guessed)."""
+
+    UNPARSEABLE = "unparseable"
+    UNFINISHED_THINKING = "unfinished_thinking"
+
+
+class PromptStyle(Vocabulary):
+    """How the method talks to the model: which prompts it writes and which parsers read them."""
+
+    #: The paper's completion prompts, continued by a base model.
+    COMPLETION = "completion"
+    #: Chat messages for an instruction-following model, answers parsed as text.
+    CHAT = "chat"
+    #: Chat messages plus a JSON schema per stage (`response_format`), text parser as fallback.
+    CHAT_JSON = "chat_json"
+
+
+class ParsedAs(Vocabulary):
+    """Which parser read a record's answer (stored per record, column `parsed_as`)."""
+
+    COMPLETION_TEXT = "completion_text"
+    CHAT_TEXT = "chat_text"
+    CHAT_JSON = "chat_json"
 
 
 class GenerationOrder(Vocabulary):
@@ -84,6 +119,30 @@ class GenerationOrder(Vocabulary):
 
     INPUT_FIRST = "input_first"
     OUTPUT_FIRST = "output_first"
+
+
+class ReviewQuestion(Vocabulary):
+    """The paper's three quality questions, asked of a judge model and of people."""
+
+    VALID_INSTRUCTION = "valid_instruction"
+    APPROPRIATE_INPUT = "appropriate_input"
+    CORRECT_OUTPUT = "correct_output"
+
+
+class ReviewSource(Vocabulary):
+    """Who answered the review questions."""
+
+    JUDGE = "judge"
+    HUMAN = "human"
+
+
+class QualityRating(Vocabulary):
+    """The paper's four-level rating of a response (its human evaluation, Section 4.4)."""
+
+    A = "A"  # valid and satisfying
+    B = "B"  # acceptable, minor imperfections
+    C = "C"  # responds to the instruction, significant errors
+    D = "D"  # irrelevant or invalid
 
 
 _WHITESPACE = re.compile(r"\s+")

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sipipeline.model.batch_api import BatchApi, BatchApiError
@@ -58,14 +58,22 @@ from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.journal import new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
-from sipipeline.model.types import API_CHAT, Completion, CompletionRequest, ModelAccessError
+from sipipeline.model.types import (
+    API_CHAT,
+    MAX_COMPLETION_TOKENS,
+    Completion,
+    CompletionRequest,
+    ModelAccessError,
+)
 from sipipeline.model.wire import (
     CHAT_PATH,
     COMPLETIONS_PATH,
     MalformedResponseError,
     build_body,
     parse_choices,
+    rejects_response_format,
     split_tokens,
+    wants_max_completion_tokens,
 )
 
 DEFAULT_POLL_S = 30.0
@@ -251,9 +259,13 @@ class BatchModelClient(ModelClient):
         for job in jobs:
             seed = (int(sample_key(job.prompt_digest, job.sample_indices[0])[:8], 16)
                     if cfg.send_seed else None)
-            path, body = build_body(job.request, model=cfg.model, api=cfg.api,
+            sent = job.request
+            if sent.response_format and not self.response_format_supported:
+                sent = replace(sent, response_format="")
+            path, body = build_body(sent, model=cfg.model, api=cfg.api,
                                     n=len(job.sample_indices),
-                                    max_stop_sequences=cfg.max_stop_sequences, seed=seed)
+                                    max_stop_sequences=cfg.max_stop_sequences, seed=seed,
+                                    token_field=self.token_limit_field)
             lines.append(RequestLine(job.custom_id, job.prompt_digest,
                                      tuple(job.sample_indices),
                                      request_line(job.custom_id, path, body),
@@ -353,6 +365,7 @@ class BatchModelClient(ModelClient):
                 if line is None or outcomes.get(output.custom_id, (None,))[0] == Outcome.ANSWERED:
                     continue
                 if output.body is None:
+                    self._learn_from(output.status, output.error or "")
                     outcomes[output.custom_id] = (Outcome.ERROR, output.error or "error")
                 else:
                     outcomes[output.custom_id] = self._journal_answer(row, line, output.body)
@@ -415,6 +428,15 @@ class BatchModelClient(ModelClient):
         if len(samples) < len(indices):
             return Outcome.ERROR, f"malformed answer ({parsed.problem or 'too few choices'})"
         return Outcome.ANSWERED, ""
+
+    def _learn_from(self, status: int, message: str) -> None:
+        """An error line refusing `response_format` or `max_tokens`: later lines (the retry
+        of this one included) are written the way the endpoint wants, as online."""
+        if (self.token_limit_field != MAX_COMPLETION_TOKENS
+                and wants_max_completion_tokens(status, message)):
+            self._learn_token_limit_field(MAX_COMPLETION_TOKENS)
+        if self.response_format_supported and rejects_response_format(status, message):
+            self._learn_response_format_unsupported()
 
     # ----------------------------------------------------------------- helpers
     def _set(self, row: BatchRow, **fields: Any) -> None:

@@ -29,6 +29,7 @@ class OutputLine:
     custom_id: str
     body: dict[str, Any] | None
     error: str | None
+    status: int = 0  # the HTTP status of a non-200 answer line
 
 
 def request_line(custom_id: str, path: str, body: dict[str, Any]) -> str:
@@ -94,7 +95,8 @@ def parse_output(content: bytes) -> list[OutputLine]:
             parsed.append(OutputLine(data["custom_id"], body, None))
         else:
             reason = error_body_message(json.dumps(body).encode()) if body else "no body"
-            parsed.append(OutputLine(data["custom_id"], None, f"HTTP {status}: {reason}"))
+            parsed.append(OutputLine(data["custom_id"], None, f"HTTP {status}: {reason}",
+                                     status if isinstance(status, int) else 0))
     return parsed
 
 

@@ -34,6 +34,12 @@ from dataclasses import replace
 from typing import Any
 
 from sipipeline.model.config import ModelClientConfig
+from sipipeline.model.endpoint_facts import (
+    RESPONSE_FORMAT,
+    TOKEN_LIMIT_FIELD,
+    UNSUPPORTED,
+    EndpointFacts,
+)
 from sipipeline.model.interrupts import StoppedBySignalError, deliver_again, watch_signals
 from sipipeline.model.jobs import Job, RunState, job_keys
 from sipipeline.model.journal import Claim, ResponseJournal, new_lease_owner
@@ -47,14 +53,22 @@ from sipipeline.model.transports import (
     Transport,
     make_transport,
 )
-from sipipeline.model.types import Completion, CompletionRequest, ModelAccessError, Usage
+from sipipeline.model.types import (
+    MAX_COMPLETION_TOKENS,
+    Completion,
+    CompletionRequest,
+    ModelAccessError,
+    Usage,
+)
 from sipipeline.model.wire import (
     MalformedResponseError,
     ParsedResponse,
     build_body,
     parse_choices,
     parse_retry_after,
+    rejects_response_format,
     split_tokens,
+    wants_max_completion_tokens,
 )
 
 MALFORMED = "malformed response from the endpoint"
@@ -83,6 +97,15 @@ class ModelClient:
         self.config = config
         self.model_name = config.model
         self.journal = ResponseJournal(config.journal_path, config.journal_synchronous)
+        self._facts = EndpointFacts(config.journal_path)
+        # A field learnt from this endpoint's 400 answer (by any client on this journal) wins.
+        self.token_limit_field = (self._facts.get(config.endpoint_id, config.model,
+                                                  TOKEN_LIMIT_FIELD)
+                                  or config.token_limit_field)
+        # Structured output is asked for until the endpoint says it does not support it; then
+        # requests go without `response_format` and answers are read by the text parsers.
+        self.response_format_supported = self._facts.get(
+            config.endpoint_id, config.model, RESPONSE_FORMAT) != UNSUPPORTED
         self._usage: dict[str, Usage] = defaultdict(Usage)
         self._budget = Budget(config.budget_usd, config.price)
         self._unsaved_samples: list[tuple] = []
@@ -139,6 +162,7 @@ class ModelClient:
             self._thread.join(timeout=10)
             self._loop.close()
             self.journal.close()
+            self._facts.close()
 
     def __enter__(self) -> ModelClient:
         return self
@@ -351,13 +375,23 @@ class ModelClient:
             wait = state.pause_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            token_field = self.token_limit_field
+            with_format = bool(request.response_format) and self.response_format_supported
+            sent = request if with_format else replace(request, response_format="")
             try:
-                response = await self._send(request, len(pending), job, pending[0])
+                response = await self._send(sent, len(pending), job, pending[0], token_field)
                 parsed = parse_choices(response, api=cfg.api, limit=len(pending),
                                        extra_stops=request.params.stop[cfg.max_stop_sequences:])
             except EndpointStatusError as error:
                 self._budget.release(reservation)
                 status = error.status
+                if (token_field != MAX_COMPLETION_TOKENS
+                        and wants_max_completion_tokens(status, error.message)):
+                    self._learn_token_limit_field(MAX_COMPLETION_TOKENS)
+                    continue  # not an attempt: the same request in the form the endpoint wants
+                if with_format and rejects_response_format(status, error.message):
+                    self._learn_response_format_unsupported()
+                    continue  # not an attempt: the same request without structured output
                 if status in (401, 403):
                     raise ModelAccessError(
                         f"the endpoint refused the credentials (HTTP {status}); check "
@@ -378,7 +412,9 @@ class ModelClient:
                 if status == 429 and retry_after is not None:
                     state.pause_until = max(state.pause_until, time.monotonic() + retry_after)
                 attempt += 1
-                await self._backoff(attempt, retry_after, f"HTTP {status}", usage)
+                said = redact(error.message, *cfg.secrets()).strip()
+                await self._backoff(attempt, retry_after,
+                                    f"HTTP {status}" + (f" ({said})" if said else ""), usage)
                 continue
             except (EndpointTimeoutError, EndpointConnectionError,
                     MalformedResponseError) as error:
@@ -406,13 +442,32 @@ class ModelClient:
                 await self._backoff(attempt, None, f"{MALFORMED} ({parsed.problem})", usage)
 
     async def _send(self, request: CompletionRequest, n: int, job: Job,
-                    first_sample: int) -> Any:
+                    first_sample: int, token_field: str) -> Any:
         cfg = self.config
         seed = (int(sample_key(job.prompt_digest, first_sample)[:8], 16) if cfg.send_seed
                 else None)
         path, body = build_body(request, model=cfg.model, api=cfg.api, n=n,
-                                max_stop_sequences=cfg.max_stop_sequences, seed=seed)
+                                max_stop_sequences=cfg.max_stop_sequences, seed=seed,
+                                token_field=token_field)
         return await self._transport.post(path, body)
+
+    def _learn_response_format_unsupported(self) -> None:
+        """Send no `response_format` from now on, and remember it for later clients."""
+        if not self.response_format_supported:
+            return
+        self.response_format_supported = False
+        with contextlib.suppress(sqlite3.Error):  # not remembered: the next client asks again
+            self._facts.put(self.config.endpoint_id, self.config.model, RESPONSE_FORMAT,
+                            UNSUPPORTED)
+
+    def _learn_token_limit_field(self, field: str) -> None:
+        """Use `field` from now on, and remember it for later clients on this journal."""
+        if self.token_limit_field == field:
+            return
+        self.token_limit_field = field
+        with contextlib.suppress(sqlite3.Error):  # not remembered: the next client asks again
+            self._facts.put(self.config.endpoint_id, self.config.model, TOKEN_LIMIT_FIELD,
+                            field)
 
     def _accept(self, parsed: ParsedResponse, job: Job, pending: list[int],
                 row: list[Completion | None], purpose: str) -> int:

@@ -8,7 +8,13 @@ from urllib.parse import urlsplit
 from sipipeline.model.keys import endpoint_id
 from sipipeline.model.pricing import DEFAULT_PRICES, TokenPrice
 from sipipeline.model.redaction import redact, split_credentials
-from sipipeline.model.types import API_COMPLETIONS, API_MODES, ModelAccessError
+from sipipeline.model.types import (
+    API_COMPLETIONS,
+    API_MODES,
+    MAX_TOKENS,
+    TOKEN_LIMIT_FIELDS,
+    ModelAccessError,
+)
 
 # "aiohttp": POST the OpenAI wire format straight through aiohttp; "openai": the official
 # SDK's request path; "auto": aiohttp when installed, else the SDK.
@@ -41,6 +47,9 @@ class ModelClientConfig:
     budget_usd: float | None = None
     journal_synchronous: str = "NORMAL"
     http_transport: str = "auto"
+    #: Where the token limit goes: `max_tokens`, or `max_completion_tokens` for endpoints that
+    #: require it (also learnt from the endpoint's 400 answer, and remembered in the journal).
+    token_limit_field: str = MAX_TOKENS
 
     def secrets(self) -> tuple[str, ...]:
         """What must never appear in a message: the key and any credentials in the URL.
@@ -55,6 +64,9 @@ class ModelClientConfig:
         if self.http_transport not in HTTP_TRANSPORTS:
             raise ModelAccessError(
                 f"http_transport must be one of {HTTP_TRANSPORTS}, got {self.http_transport!r}")
+        if self.token_limit_field not in TOKEN_LIMIT_FIELDS:
+            raise ModelAccessError(f"token_limit_field must be one of {TOKEN_LIMIT_FIELDS}, "
+                                   f"got {self.token_limit_field!r}")
         if self.api not in API_MODES:
             raise ModelAccessError(f"api must be one of {API_MODES}, got {self.api!r}")
         if self.max_in_flight < 1 or self.max_n_per_request < 1:

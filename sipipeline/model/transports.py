@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import openai
-
 from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.redaction import split_credentials
 from sipipeline.model.wire import MalformedResponseError, error_body_message
@@ -164,6 +162,9 @@ class SdkTransport:
     name = "openai"
 
     def __init__(self, config: ModelClientConfig) -> None:
+        import openai  # only this transport needs the SDK (a slow import)
+
+        self._openai = openai
         base_url, auth_header = authorization(config)
         self._client = openai.AsyncOpenAI(
             api_key=config.api_key or "none", base_url=base_url,
@@ -173,6 +174,7 @@ class SdkTransport:
             http_client=sdk_http_client(base_url))
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
+        openai = self._openai
         try:
             return await self._client.post(path, body=body, cast_to=object)
         except openai.APIStatusError as error:
@@ -193,6 +195,8 @@ def sdk_http_client(base_url: str) -> Any:
     """The HTTP client under the SDK: its aiohttp variant when installed (cheaper per request
     than its default httpx transport), proxies ignored for a loopback endpoint.
     None: the SDK's default."""
+    import openai
+
     loopback = is_loopback(base_url)
     aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
     if aiohttp_client is not None and aiohttp_available():
@@ -205,7 +209,8 @@ def sdk_http_client(base_url: str) -> Any:
     return None
 
 
-def _status_message(error: openai.APIStatusError) -> str:
+def _status_message(error: Any) -> str:
+    """The message of an SDK status error's body, else its class name."""
     body = error.body
     if isinstance(body, dict):
         inner = body.get("error", body)

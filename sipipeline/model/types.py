@@ -8,6 +8,12 @@ API_COMPLETIONS = "completions"
 API_CHAT = "chat"
 API_MODES = (API_COMPLETIONS, API_CHAT)
 
+#: The request field that limits the answer's tokens. Newer OpenAI models accept only
+#: `max_completion_tokens`; most other endpoints only `max_tokens`.
+MAX_TOKENS = "max_tokens"
+MAX_COMPLETION_TOKENS = "max_completion_tokens"
+TOKEN_LIMIT_FIELDS = (MAX_TOKENS, MAX_COMPLETION_TOKENS)
+
 CHAT_SYSTEM_MESSAGE = (
     "You continue text. The user message is the beginning of a document. Reply with only the "
     "text that comes next, starting exactly where the document stops, in the same format. "
@@ -38,12 +44,25 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
 
 
+#: (role, content) pairs of a chat request, in order.
+ChatMessages = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class CompletionRequest:
+    """One prompt to sample `n` times.
+
+    In chat mode a request with `messages` sends them as they are; without, `prompt` is sent
+    as a document to continue (the system message `CHAT_SYSTEM_MESSAGE`). `response_format`
+    is the JSON text of an OpenAI `response_format` object (structured output), or empty.
+    """
+
     prompt: str
     params: SamplingParams
     n: int = 1
     sampling_seed: int = 0
+    messages: ChatMessages = ()
+    response_format: str = ""
 
 
 @dataclass(frozen=True)

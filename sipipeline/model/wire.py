@@ -6,13 +6,20 @@ Nothing here does I/O or needs an event loop, so each rule of the format is test
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sipipeline.model.types import API_CHAT, CHAT_SYSTEM_MESSAGE, CompletionRequest
+from sipipeline.model.types import (
+    API_CHAT,
+    CHAT_SYSTEM_MESSAGE,
+    MAX_COMPLETION_TOKENS,
+    MAX_TOKENS,
+    CompletionRequest,
+)
 
 COMPLETIONS_PATH = "/completions"
 CHAT_PATH = "/chat/completions"
@@ -40,16 +47,18 @@ class ParsedResponse:
 
 
 def build_body(request: CompletionRequest, *, model: str, api: str, n: int,
-               max_stop_sequences: int, seed: int | None = None) -> tuple[str, dict[str, Any]]:
+               max_stop_sequences: int, seed: int | None = None,
+               token_field: str = MAX_TOKENS) -> tuple[str, dict[str, Any]]:
     """The path and JSON body asking for `n` samples of `request`.
 
     At most `max_stop_sequences` stops are sent (OpenAI accepts four); the rest are applied
-    to the answers by `apply_stops`.
+    to the answers by `apply_stops`. The token limit goes in `token_field`. In chat mode a
+    request's own messages are sent as they are, else its prompt as a document to continue.
     """
     params = request.params
     body: dict[str, Any] = {
         "model": model,
-        "max_tokens": params.max_tokens,
+        token_field: params.max_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,
         "presence_penalty": params.presence_penalty,
@@ -63,9 +72,17 @@ def build_body(request: CompletionRequest, *, model: str, api: str, n: int,
     if seed is not None:
         body["seed"] = seed
     if api == API_CHAT:
-        body["messages"] = [{"role": "system", "content": CHAT_SYSTEM_MESSAGE},
-                            {"role": "user", "content": request.prompt}]
+        if request.messages:
+            body["messages"] = [{"role": role, "content": content}
+                                for role, content in request.messages]
+        else:
+            body["messages"] = [{"role": "system", "content": CHAT_SYSTEM_MESSAGE},
+                                {"role": "user", "content": request.prompt}]
+        if request.response_format:
+            body["response_format"] = json.loads(request.response_format)
         return CHAT_PATH, body
+    if request.messages or request.response_format:
+        raise ValueError("chat messages and response_format need the chat API mode")
     body["prompt"] = request.prompt
     return COMPLETIONS_PATH, body
 
@@ -140,6 +157,23 @@ def _choice_text(choice: dict[str, Any], api: str) -> tuple[str, str | None]:
     if not text and not choice.get("finish_reason"):
         return "", f"a choice with an empty {field} and no finish_reason"
     return text, None
+
+
+_MAX_TOKENS_WORD = re.compile(rf"\b{MAX_TOKENS}\b")
+
+
+def wants_max_completion_tokens(status: int, message: str) -> bool:
+    """True for the 400 answer of an endpoint that rejects `max_tokens` and names
+    `max_completion_tokens` instead (OpenAI's reasoning and newer chat models)."""
+    return (status == 400 and MAX_COMPLETION_TOKENS in message
+            and _MAX_TOKENS_WORD.search(message) is not None)
+
+
+def rejects_response_format(status: int, message: str) -> bool:
+    """True for the 400 answer of an endpoint that does not support `response_format` (or
+    its JSON-schema form)."""
+    lowered = message.lower()
+    return status == 400 and ("response_format" in lowered or "json_schema" in lowered)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

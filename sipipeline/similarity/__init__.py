@@ -31,15 +31,15 @@ from collections.abc import Sequence
 import pandas as pd
 
 from sipipeline.similarity.contract import rouge_tokens
-from sipipeline.similarity.fast import fast_novelty_filter
 from sipipeline.similarity.nearest import max_rouge_l_to
-from sipipeline.similarity.oracle import reference_rouge_l
 
 __all__ = ["max_rouge_l_to", "novelty_filter", "rouge_l_fmeasure", "rouge_tokens"]
 
 
 def rouge_l_fmeasure(a: str, b: str) -> float:
     """ROUGE-L F-measure of two texts, the exact value rouge-score returns (as a float)."""
+    from sipipeline.similarity.oracle import reference_rouge_l
+
     return reference_rouge_l(a, b)
 
 
@@ -52,6 +52,8 @@ def novelty_filter(
     describe_dropped: bool = False,
 ) -> pd.DataFrame:
     """Decide candidates in order against the pool plus the ones kept before them (see module)."""
+    from sipipeline.similarity.fast import fast_novelty_filter  # numba: imported when used
+
     return fast_novelty_filter(
         candidates, pool, threshold, top_k, describe_dropped=describe_dropped
     )

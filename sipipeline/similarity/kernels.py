@@ -12,9 +12,25 @@ with Python bit for bit). `numba` is None when it is not installed; `fast` then 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from sipipeline.similarity.index import Hits, Prepared, frequency_ordered_codes
+
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def compile_cache_dir() -> Path:
+    """Where compiled kernels are kept between processes: a user cache folder, writable after
+    any install (numba's default, `__pycache__` beside this file, may be read-only)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "sipipeline" / "numba"
+
+
+# Read by numba when it is first imported; an explicit NUMBA_CACHE_DIR wins.
+os.environ.setdefault(NUMBA_CACHE_ENV, str(compile_cache_dir()))
 
 try:  # optional accelerator
     import numba

@@ -28,6 +28,7 @@ from sipipeline.defs.automation import (
     decide_next_round,
     next_round_sensor,
     round_schedule,
+    round_to_run,
     sensor_is_running,
 )
 from sipipeline.defs.partitions import bootstrap_rounds
@@ -39,9 +40,9 @@ POOL_KEY = dg.AssetKey("filtered_tasks")
 SETTINGS = AutomationSettings(max_rounds=5, target_pool_size=None)
 
 
-def decide(latest=None, in_flight=(), materialized=(), sizes=None, settings=SETTINGS):
+def decide(latest=None, in_flight=(), handed_off=(), sizes=None, settings=SETTINGS):
     sizes = sizes or {}
-    return decide_next_round(latest or {}, list(in_flight), set(materialized), sizes.get,
+    return decide_next_round(latest or {}, list(in_flight), set(handed_off), sizes.get,
                              settings)
 
 
@@ -57,49 +58,60 @@ def test_an_empty_instance_starts_the_first_round():
 
 
 def test_after_a_successful_round_the_next_one_starts():
-    decision = decide({1: ok(1), 2: ok(2, "abc")}, materialized={1, 2}, sizes={2: 190})
+    decision = decide({1: ok(1), 2: ok(2, "abc")}, handed_off={1, 2}, sizes={2: 190})
     assert decision.partition_key == "round_003" and decision.after_run_id == "abc"
     assert "190 tasks" in decision.reason
 
 
 def test_nothing_starts_while_any_round_is_queued_or_running():
     running = RoundRun(2, dg.DagsterRunStatus.QUEUED, "feedbeef1234")
-    decision = decide({1: ok(1), 2: running}, in_flight=[running], materialized={1})
+    decision = decide({1: ok(1), 2: running}, in_flight=[running], handed_off={1})
     assert decision.round_number is None
     assert "round_002 (queued, run feedbeef)" in decision.reason
     # Even a re-run of an old round blocks the next one.
     rerun = RoundRun(1, dg.DagsterRunStatus.STARTED, "0123456789")
-    assert decide({1: rerun, 2: ok(2)}, in_flight=[rerun], materialized={1, 2}
+    assert decide({1: rerun, 2: ok(2)}, in_flight=[rerun], handed_off={1, 2}
                   ).round_number is None
 
 
 @pytest.mark.parametrize("status", [dg.DagsterRunStatus.FAILURE,
                                     dg.DagsterRunStatus.CANCELED])
 def test_a_round_whose_last_run_did_not_succeed_is_not_built_on(status):
-    decision = decide({1: ok(1), 2: RoundRun(2, status, "badc0ffee")}, materialized={1, 2})
+    decision = decide({1: ok(1), 2: RoundRun(2, status, "badc0ffee")}, handed_off={1, 2})
     assert decision.round_number is None
     assert f"round_002 (run badc0ffe) ended {status.value}" in decision.reason
 
 
 def test_a_partly_run_round_waits_for_its_pool():
-    decision = decide({1: ok(1), 2: ok(2)}, materialized={1})
-    assert decision.round_number is None and "round_002 has no materialized" in decision.reason
+    decision = decide({1: ok(1), 2: ok(2)}, handed_off={1})
+    assert decision.round_number is None
+    assert "round_002 has not handed its pool on" in decision.reason
 
 
 def test_rounds_stop_at_the_maximum_and_at_the_target_pool_size():
     latest, done = {n: ok(n) for n in (1, 2, 3)}, {1, 2, 3}
-    assert decide(latest, materialized=done,
+    assert decide(latest, handed_off=done,
                   settings=AutomationSettings(max_rounds=3)).round_number is None
-    assert decide(latest, materialized=done,
+    assert decide(latest, handed_off=done,
                   settings=AutomationSettings(max_rounds=4)).round_number == 4
     target = AutomationSettings(max_rounds=10, target_pool_size=300)
-    assert decide(latest, materialized=done, sizes={3: 299}, settings=target).round_number == 4
-    stopped = decide(latest, materialized=done, sizes={3: 300}, settings=target)
+    assert decide(latest, handed_off=done, sizes={3: 299}, settings=target).round_number == 4
+    stopped = decide(latest, handed_off=done, sizes={3: 300}, settings=target)
     assert stopped.round_number is None and "target of 300" in stopped.reason
 
 
-def test_a_materialized_round_without_run_history_still_counts():
-    assert decide({}, materialized={1}).partition_key == "round_002"
+def test_a_handed_off_round_without_run_history_still_counts():
+    assert decide({}, handed_off={1}).partition_key == "round_002"
+
+
+def test_a_manual_start_reruns_a_round_that_is_not_done_and_otherwise_continues():
+    assert round_to_run({}, set()).partition_key == "round_001"
+    assert round_to_run({1: ok(1)}, {1}).partition_key == "round_002"
+    failed_run = RoundRun(2, dg.DagsterRunStatus.FAILURE, "badc0ffee")
+    failed = round_to_run({1: ok(1), 2: failed_run}, {1, 2})
+    assert failed.partition_key == "round_002" and "ended FAILURE" in failed.reason
+    assert round_to_run({1: ok(1), 2: ok(2)}, {1}).partition_key == "round_002"
+    assert round_to_run({}, {1, 2}).partition_key == "round_003"
 
 
 def test_settings_from_the_environment():
@@ -209,14 +221,15 @@ def test_the_sensor_stops_at_the_configured_limits(instance, monkeypatch):
 
 @pytest.fixture
 def synthetic_instance(tmp_path):
-    """An instance where rounds 1 and 2 are recorded as succeeded (runs and pool events)."""
+    """An instance where rounds 1 and 2 are recorded as done (runs and hand-off events)."""
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path))
     instance.add_dynamic_partitions(bootstrap_rounds.name, ["round_001", "round_002"])
     runs = []
-    for key, size in (("round_001", 190), ("round_002", 200)):
+    for key, next_key, size in (("round_001", "round_002", 190),
+                                ("round_002", "round_003", 200)):
         runs.append(round_run(instance, key, dg.DagsterRunStatus.SUCCESS))
-        instance.report_runless_asset_event(dg.AssetMaterialization(
-            "filtered_tasks", partition=key, metadata={"pool_size": size}))
+        instance.report_runless_asset_event(dg.AssetObservation(
+            "round_handoff", partition=next_key, metadata={"pool_size": size}))
     yield instance, runs[-1]
     instance.dispose()
 

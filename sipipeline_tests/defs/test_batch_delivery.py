@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from sipipeline.defs import build_defs
-from sipipeline.defs.batch_sensor import SENSOR_NAME, remaining_steps
+from sipipeline.defs.batch_sensor import SENSOR_NAME
 from sipipeline.defs.resources import (
     DELIVERY_ENV,
     EmbeddedModelResource,
@@ -48,12 +48,6 @@ def test_unusable_delivery_settings_are_refused(tmp_path):
                                delivery="weekly").get_client(str(tmp_path / "j.sqlite"))
     with pytest.raises(ModelAccessError, match="no Batch API"):
         EmbeddedModelResource(delivery="batch").get_client(str(tmp_path / "j.sqlite"))
-
-
-def test_a_relaunch_runs_the_pending_step_and_everything_after_it():
-    assert remaining_steps(["instances", "classification_labels"]) == [
-        dg.AssetKey(s) for s in ("classification_labels", "instances", "filtered_tasks",
-                                 "dataset_stats")]
 
 
 def test_without_pending_runs_a_tick_skips_at_once(tmp_path):

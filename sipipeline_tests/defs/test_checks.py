@@ -220,7 +220,7 @@ def test_parse_failure_share_against_its_level():
                                                 "too_short", None, None, None]})
     passed, details = check_parse_failure_share(generated, max_share=0.3)
     assert passed and details["share"] == 0.25 and details["by_reason"] == {
-        "unparseable": 1, "truncated": 1}
+        "unparseable": 1, "truncated": 1, "unfinished_thinking": 0}
     assert not check_parse_failure_share(generated, max_share=0.2).passed
     assert check_parse_failure_share(generated.iloc[:0], max_share=0.0).passed
 

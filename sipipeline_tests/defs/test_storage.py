@@ -137,3 +137,16 @@ def test_a_pool_that_does_not_extend_the_previous_one_is_stored_whole(tmp_path):
     store.write("filtered_tasks", "round_002", _grown(reordered, 2, 5))
     assert store.info("filtered_tasks", "round_002").kind == FULL
     assert len(store.read("filtered_tasks", "round_002")) == 175 + 10
+
+
+def test_a_starting_pool_changed_after_it_was_read_is_stored_whole(tmp_path):
+    from sipipeline.defs.storage import FULL
+
+    store = RoundStore(base_path=str(tmp_path))
+    store.write("filtered_tasks", "round_001", _grown(load_seed_tasks(DEFAULT_SEED_FILE), 1, 8))
+    pool = store.read("filtered_tasks", "round_001")
+    fewer = pool[pool["round"] == 0]  # pandas keeps attrs through the filter
+    assert fewer.attrs == pool.attrs
+    store.write("seed_pool", "round_002", fewer)
+    assert store.info("seed_pool", "round_002").kind == FULL
+    assert len(store.read("seed_pool", "round_002")) == 175

@@ -74,8 +74,7 @@ def test_a_batch_round_equals_an_online_round_at_half_the_cost(tmp_path):
 def run_requested(harness: RoundJobHarness, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     return harness.job.execute_in_process(
         partition_key=request.partition_key, instance=harness.instance,
-        run_config=request.run_config, asset_selection=request.asset_selection,
-        tags=request.tags, raise_on_error=False)
+        run_config=request.run_config, tags=request.tags, raise_on_error=False)
 
 
 def test_batches_that_outlive_the_wait_are_finished_through_the_sensor(tmp_path):

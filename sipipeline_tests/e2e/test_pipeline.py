@@ -12,6 +12,7 @@ from sipipeline.defs.jobs import ROUND_ASSETS
 from sipipeline.defs.partitions import bootstrap_rounds, round_key
 from sipipeline.defs.resources import OpenAIEndpointResource
 from sipipeline.similarity import rouge_l_fmeasure
+from sipipeline_tests.support.fake_chat_model import respond_chat
 from sipipeline_tests.support.fake_model import respond
 from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
 from sipipeline_tests.support.round_harness import RoundJobHarness
@@ -154,11 +155,13 @@ def test_bad_credentials_fail_the_round_once_without_retries(tmp_path):
         assert 1 <= len(prompts_sent) <= 3 and len(set(prompts_sent)) == len(prompts_sent)
 
 
-def test_a_round_runs_against_a_chat_model_through_the_same_assets(tmp_path, server):
-    pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
-    pipeline.use_model(OpenAIEndpointResource(base_url=server.base_url, api_key="test-key",
-                                              model="fake-model", api="chat"))
-    assert pipeline.run_round(1).success
-    assert {e["path"] for e in server.completion_log()} == {"/v1/chat/completions"}
-    pool = pipeline.read("filtered_tasks", 1)
-    assert (pool["origin"] == "machine").sum() > 0
+def test_a_round_runs_against_a_chat_model_through_the_same_assets(tmp_path):
+    with FakeOpenAIServer(responder=respond_chat) as server:
+        pipeline = Pipeline(tmp_path / "home", tmp_path / "storage", server)
+        pipeline.use_model(OpenAIEndpointResource(base_url=server.base_url, api_key="test-key",
+                                                  model="fake-model", api="chat"))
+        assert pipeline.run_round(1).success
+        assert {e["path"] for e in server.completion_log()} == {"/v1/chat/completions"}
+        pool = pipeline.read("filtered_tasks", 1)
+        assert (pool["origin"] == "machine").sum() > 0
+        pipeline.close()

@@ -29,7 +29,7 @@ LOCATION = "sipipeline.definitions"
 REPOSITORY = "__repository__"
 JOB = "bootstrap_round_job"
 ROUND_ASSETS = ["seed_pool", "generated_instructions", "classification_labels", "instances",
-                "filtered_tasks", "dataset_stats"]
+                "filtered_tasks", "dataset_stats", "round_completion"]
 CHECKS = {
     "filtered_tasks": {"no_duplicate_instructions", "rouge_l_below_threshold", "pool_schema",
                        "accepted_tasks_have_instances"},
@@ -259,7 +259,7 @@ def ui(tmp_path_factory) -> UISession:
 
 
 # ------------------------------------------------------------------ GraphQL
-def test_the_six_round_assets_and_their_partitions(ui):
+def test_the_round_assets_and_their_partitions(ui):
     nodes = {n["assetKey"]["path"][0]: n for n in ui.dev.graphql(
         ASSET_NODES, {"keys": asset_keys(*ROUND_ASSETS, "round_handoff")})["assetNodes"]}
     assert set(nodes) == {*ROUND_ASSETS, "round_handoff"}
@@ -270,7 +270,7 @@ def test_the_six_round_assets_and_their_partitions(ui):
         statuses = node["assetPartitionStatuses"]
         assert {"round_001", "round_002"} <= set(statuses["materializedPartitions"]), name
         assert statuses["failedPartitions"] == [], name
-    # filtered_tasks of round 2 announced round 3.
+    # The last step of round 2's run (round_completion) announced round 3.
     assert "round_003" in nodes["seed_pool"]["partitionKeys"]
     for name in ("generated_instructions", "classification_labels", "instances"):
         assert nodes[name]["pools"] == ["llm_api"], name
@@ -316,7 +316,8 @@ def test_check_results_per_round(ui):
         for check in node["assetChecksOrError"]["checks"]:
             seen.setdefault(asset, set()).add(check["name"])
             where = f"{asset}:{check['name']}"
-            assert check["blocking"] is (asset != "generated_instructions"), where
+            # All blocking: the parse-failure check only warns, but the round waits for it.
+            assert check["blocking"] is True, where
             assert check["partitionDefinition"]["name"] == "bootstrap_round", where
             statuses = check["partitionStatuses"]
             assert set(statuses["succeededPartitions"]) == {"round_001", "round_002"}, where

@@ -123,7 +123,8 @@ def test_exhausted_retries_fail_and_keep_the_journal(tmp_path: Path, transport: 
 
     with FakeOpenAIServer(faults=only_doomed_fails) as server:
         with make_client(server, journal, max_retries=2, http_transport=transport) as client, \
-                pytest.raises(ModelAccessError, match=r"2 retries.*HTTP 500") as caught:
+                pytest.raises(ModelAccessError,
+                              match=r"2 retries.*HTTP 500 \(The server had an error.\)") as caught:
             client.complete(batch, purpose="p")
         assert caught.value.retryable and caught.value.__suppress_context__
         assert sum(e["status"] == 500 for e in server.completion_log()) == 3

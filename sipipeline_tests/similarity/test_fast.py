@@ -149,3 +149,18 @@ def test_fast_path_never_imports_the_oracle(module: str) -> None:
     own_package = {name.rsplit(".", 1)[1] for name in imported
                    if name.rsplit(".", 1)[0] == "sipipeline.similarity"}
     assert own_package <= set(FAST_PATH_MODULES)  # nothing through the package's public API
+
+
+def test_compiled_kernels_are_cached_in_a_user_folder_not_in_the_package(tmp_path):
+    """A fresh process with a fresh cache folder compiles into that folder."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    code = ("from sipipeline.similarity import kernels; import numba.core.config as c; "
+            "print(c.CACHE_DIR)")
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert shown == str(tmp_path / "sipipeline" / "numba")

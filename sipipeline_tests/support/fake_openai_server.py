@@ -39,7 +39,10 @@ UNPAID_FAULTS = ("malformed", *TEXTLESS_FAULTS)
 class Fault:
     """One injected fault.
 
-    kind: "429", "500", "400", "401", "slow", "malformed", "truncated", "hold", one of
+    kind: "429", "500", "400", "401", "slow", "malformed", "truncated", "hold",
+    "max_tokens_unsupported" (OpenAI's 400 for a model that wants max_completion_tokens;
+    see `rejects_max_tokens`), "response_format_unsupported" (a 400 for structured output;
+    see `rejects_response_format`), one of
     TEXTLESS_FAULTS (every choice loses its text that way), "first_choice_textless" (only
     choice 0 has no text), or "empty_text" (a legitimate empty completion: "" with
     finish_reason "stop").
@@ -54,6 +57,25 @@ class Fault:
 
 FaultSpec = Fault | str | None
 FaultPlan = Sequence[FaultSpec] | Callable[[int, dict], FaultSpec] | None
+
+
+MAX_TOKENS_UNSUPPORTED = ("Unsupported parameter: 'max_tokens' is not supported with this "
+                          "model. Use 'max_completion_tokens' instead.")
+
+
+RESPONSE_FORMAT_UNSUPPORTED = ("Invalid parameter: 'response_format' of type 'json_schema' is "
+                               "not supported with this model.")
+
+
+def rejects_response_format(number: int, body: dict) -> FaultSpec:
+    """A fault plan: every request that asks for structured output is rejected."""
+    return "response_format_unsupported" if "response_format" in body else None
+
+
+def rejects_max_tokens(number: int, body: dict) -> FaultSpec:
+    """A fault plan: every request that carries `max_tokens` is rejected, as newer OpenAI
+    models do."""
+    return "max_tokens_unsupported" if "max_tokens" in body else None
 
 
 def _as_fault(spec: FaultSpec) -> Fault | None:
@@ -342,6 +364,16 @@ class FakeOpenAIServer:
             await connection.send_json(400, _error(
                 "This model's maximum context length is 4097 tokens.",
                 "context_length_exceeded"))
+            return
+        if kind == "response_format_unsupported":
+            entry["status"] = 400
+            await connection.send_json(400, _error(RESPONSE_FORMAT_UNSUPPORTED,
+                                                   "invalid_request_error"))
+            return
+        if kind == "max_tokens_unsupported":
+            entry["status"] = 400
+            await connection.send_json(400, _error(MAX_TOKENS_UNSUPPORTED,
+                                                   "unsupported_parameter"))
             return
         if kind == "401":
             entry["status"] = 401

@@ -255,3 +255,15 @@ def test_no_secret_reaches_the_manifest_the_log_or_an_error(tmp_path):
     assert key not in str(raised.value) and key not in "\n".join(log)
     for path in tmp_path.glob("j.sqlite*"):
         assert key.encode() not in path.read_bytes()
+
+
+def test_an_endpoint_refusing_max_tokens_is_asked_with_max_completion_tokens(tmp_path):
+    requests = requests_for(3)
+    with FakeBatchServer(reject_max_tokens=True) as server, batch_client(
+            server.base_url, tmp_path / "j.sqlite") as client:
+        got = client.complete(requests, purpose=PURPOSE)
+    first, second = server.batches.values()
+    assert all("max_tokens" in line["body"] for line in first.lines)
+    assert all("max_completion_tokens" in line["body"] and "max_tokens" not in line["body"]
+               for line in second.lines)
+    assert texts(got) == online_texts(requests, tmp_path / "online.sqlite")

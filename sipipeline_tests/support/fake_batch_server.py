@@ -67,6 +67,8 @@ class FakeBatchServer:
     #: Requests whose answer is withheld until `release()`: before_upload (not stored yet),
     #: upload (stored), before_create (not created), create (created), retrieve, content.
     holds: set[str] = field(default_factory=set)
+    #: Answer lines asking with `max_tokens` with OpenAI's 400 for newer models.
+    reject_max_tokens: bool = False
 
     def __post_init__(self) -> None:
         self.files: dict[str, dict[str, Any]] = {}
@@ -251,6 +253,14 @@ class FakeBatchServer:
         out, errors = [], []
         for number, line in enumerate(batch.lines[:answered]):
             if number in batch.script.omitted_lines:
+                continue
+            if self.reject_max_tokens and "max_tokens" in line["body"]:
+                errors.append({"id": f"req_{number}", "custom_id": line["custom_id"],
+                               "response": {"status_code": 400, "body": {"error": {
+                                   "message": "Unsupported parameter: 'max_tokens' is not "
+                                   "supported with this model. Use 'max_completion_tokens' "
+                                   "instead.", "type": "invalid_request_error"}}},
+                               "error": None})
                 continue
             if number in batch.script.error_lines:
                 errors.append({"id": f"req_{number}", "custom_id": line["custom_id"],

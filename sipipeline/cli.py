@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from sipipeline.batches_cli import add_batches_parser
 from sipipeline.export_cli import add_export_parser
 from sipipeline.paths import PACKAGE_DIR, ROUND_SLOT_TAG, dagster_home
 from sipipeline.plan_cli import add_plan_parser
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trace_parser(sub)
     add_status_parser(sub)
     add_plan_parser(sub)
+    add_batches_parser(sub)
     return parser
 
 

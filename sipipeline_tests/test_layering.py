@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sipipeline"
 PURE_LAYERS = ("method", "similarity", "model", "reporting")
 ENTRY_POINTS = ("definitions.py", "cli.py", "export_cli.py", "review_cli.py", "trace_cli.py",
-                "status_cli.py", "plan_cli.py")
+                "status_cli.py", "plan_cli.py", "batches_cli.py")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -20,6 +20,7 @@ def build_defs(storage_base: str, llm: ModelResource, *, round_config: dict | No
     """
     from sipipeline.defs import assets
     from sipipeline.defs.automation import AUTOMATION_SCHEDULES, AUTOMATION_SENSORS
+    from sipipeline.defs.batch_sensor import build_batch_completion_sensor, in_batch_delivery
     from sipipeline.defs.checks import ROUND_CHECKS
     from sipipeline.defs.execution import round_run_executor
     from sipipeline.defs.jobs import ROUND_ASSETS, bootstrap_round_job, build_round_job
@@ -35,7 +36,7 @@ def build_defs(storage_base: str, llm: ModelResource, *, round_config: dict | No
                 *REVIEW_ASSETS],
         asset_checks=ROUND_CHECKS,
         jobs=[build_round_job(round_config) if round_config else bootstrap_round_job],
-        sensors=sensors,
+        sensors=[*sensors, build_batch_completion_sensor(in_batch_delivery(llm))],
         schedules=AUTOMATION_SCHEDULES,
         executor=round_run_executor,
         resources={

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from sipipeline.defs.automation import done_rounds
+from sipipeline.defs.batch_metadata import batch_metadata, failure_metadata
 from sipipeline.defs.checks import ROUND_CHECKS
 from sipipeline.defs.config import (
     ClassificationConfig,
@@ -96,6 +97,7 @@ def _usage_metadata(client: ModelClient, purpose: str) -> dict:
         metadata["sipipeline/estimated_tokens"] = dg.MetadataValue.int(
             estimate.prompt_tokens + estimate.completion_tokens)
         metadata["sipipeline/estimate_basis"] = dg.MetadataValue.text(estimate.basis)
+    metadata.update(batch_metadata(client, purpose))
     return metadata
 
 
@@ -110,7 +112,7 @@ def _complete(client: ModelClient, requests: list[CompletionRequest],
     try:
         completions = client.complete(requests, purpose=purpose, progress=stage_progress())
     except ModelAccessError as error:
-        raise dg.Failure(description=f"{purpose}: {error}",
+        raise dg.Failure(description=f"{purpose}: {error}", metadata=failure_metadata(error),
                          allow_retries=bool(getattr(error, "retryable", True))) from error
     except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
         # SIGINT/SIGTERM: the client has stopped and journaled what arrived. The step's retry

@@ -22,6 +22,7 @@ from pydantic import Field, PrivateAttr
 
 from sipipeline.method.vocabulary import PromptStyle
 from sipipeline.model import embedded
+from sipipeline.model.batch import BatchModelClient
 from sipipeline.model.client import ModelClient
 from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.keys import endpoint_id
@@ -44,6 +45,13 @@ TOKEN_LIMIT_FIELD_ENV = "SIPIPELINE_TOKEN_LIMIT_FIELD"
 STRUCTURED_OUTPUT_ENV = "SIPIPELINE_STRUCTURED_OUTPUT"
 MODEL_PATH_ENV = "SIPIPELINE_MODEL_PATH"
 PROMPTS_PER_REQUEST_ENV = "SIPIPELINE_PROMPTS_PER_REQUEST"
+DELIVERY_ENV = "SIPIPELINE_LLM_DELIVERY"
+BATCH_WAIT_ENV = "SIPIPELINE_LLM_BATCH_WAIT_S"
+BATCH_POLL_ENV = "SIPIPELINE_LLM_BATCH_POLL_S"
+DELIVERY_ONLINE = "online"
+DELIVERY_BATCH = "batch"
+#: A run tag set when a step ended with its batches still running (read by the batch sensor).
+BATCHES_PENDING_TAG = "sipipeline/batches_pending"
 
 DEFAULT_REMOTE_MODEL = "gpt-3.5-turbo-instruct"
 
@@ -109,7 +117,22 @@ class ModelResource(dg.ConfigurableResource):
         description="fsync the journal on every response (survives power loss, not only a "
         "killed process).")
 
+    delivery: str = Field(
+        default=DELIVERY_ONLINE,
+        description=f"'{DELIVERY_ONLINE}' (one request at a time) or '{DELIVERY_BATCH}' (the "
+        "Batch API: half the price, answers within 24 h); also set by "
+        f"{DELIVERY_ENV}.")
+    batch_wait_s: float = Field(
+        default=600.0, description="In batch mode, how long a step waits for its batches; "
+        "past it the step ends with 'batches pending' and batch_completion_sensor "
+        "re-launches the round's remaining steps when they are done.")
+    batch_poll_s: float = Field(default=30.0,
+                                description="In batch mode, seconds between two polls.")
+
     _clients: list[ModelClient] = PrivateAttr(default_factory=list)
+    _run_id: str = PrivateAttr(default="")
+    _partition_key: str = PrivateAttr(default="")
+    _instance: Any = PrivateAttr(default=None)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self._shown_fields().items())
@@ -132,10 +155,33 @@ class ModelResource(dg.ConfigurableResource):
         return PromptStyle.CHAT_JSON if self.structured_output else PromptStyle.CHAT
 
     def get_client(self, journal_path: str) -> ModelClient:
-        """A client for this model writing to `journal_path`; closed at teardown."""
-        client = ModelClient(self.client_config(journal_path))
+        """A client for this model writing to `journal_path` (through the Batch API in batch
+        delivery); closed at teardown."""
+        if self.delivery not in (DELIVERY_ONLINE, DELIVERY_BATCH):
+            raise ModelAccessError(f"delivery must be '{DELIVERY_ONLINE}' or "
+                                   f"'{DELIVERY_BATCH}', not {self.delivery!r}")
+        config = self.client_config(journal_path)
+        if self.delivery == DELIVERY_BATCH:
+            client: ModelClient = BatchModelClient(
+                config, wait_s=self.batch_wait_s, poll_s=self.batch_poll_s,
+                run_id=self._run_id, partition_key=self._partition_key,
+                log=dg.get_dagster_logger().info, on_pending=self._mark_batches_pending)
+        else:
+            client = ModelClient(config)
         self._clients.append(client)
         return client
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Remember the run, so batches name it and the batch sensor can re-launch it."""
+        run = context.run
+        if run is not None:
+            self._run_id = run.run_id
+            self._partition_key = run.tags.get("dagster/partition", "")
+        self._instance = context.instance
+
+    def _mark_batches_pending(self) -> None:
+        if self._instance is not None and self._run_id:
+            self._instance.add_run_tags(self._run_id, {BATCHES_PENDING_TAG: "true"})
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         while self._clients:
@@ -213,6 +259,10 @@ class EmbeddedModelResource(ModelResource):
         return 1
 
     def client_config(self, journal_path: str) -> ModelClientConfig:
+        if self.delivery == DELIVERY_BATCH:
+            raise ModelAccessError(
+                f"the embedded model has no Batch API: use {DELIVERY_ENV}={DELIVERY_ONLINE}, or "
+                f"an endpoint that implements it ({BASE_URL_ENV})")
         shared = self._shared_settings()
         # A small CPU model answers long completions slowly when every slot is busy.
         shared["timeout_s"] = max(self.timeout_s, 600.0)
@@ -294,8 +344,9 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
 
     OPENAI_BASE_URL set (or a `base_url` override): an `OpenAIEndpointResource`, with
     OPENAI_API_KEY, SIPIPELINE_LLM_MODEL, SIPIPELINE_LLM_API, SIPIPELINE_TOKEN_LIMIT_FIELD and
-    SIPIPELINE_PROMPTS_PER_REQUEST as `dg.EnvVar` when set. SIPIPELINE_STRUCTURED_OUTPUT
-    (true/false) sets `structured_output` for either resource.
+    SIPIPELINE_PROMPTS_PER_REQUEST and SIPIPELINE_LLM_DELIVERY as `dg.EnvVar` when set.
+    SIPIPELINE_STRUCTURED_OUTPUT (true/false) sets `structured_output` for either resource;
+    SIPIPELINE_LLM_BATCH_WAIT_S / _POLL_S (numbers) set `batch_wait_s` / `batch_poll_s`.
     Otherwise the `EmbeddedModelResource`, with SIPIPELINE_MODEL_PATH (a GGUF) and
     SIPIPELINE_LLM_API when set. Keyword overrides win.
     """
@@ -303,10 +354,11 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
         resource_type: type[ModelResource] = OpenAIEndpointResource
         variables = ((BASE_URL_ENV, "base_url"), (API_KEY_ENV, "api_key"),
                      (MODEL_ENV, "model"), (API_MODE_ENV, "api"),
-                     (TOKEN_LIMIT_FIELD_ENV, "token_limit_field"))
+                     (TOKEN_LIMIT_FIELD_ENV, "token_limit_field"), (DELIVERY_ENV, "delivery"))
     else:
         resource_type = EmbeddedModelResource
-        variables = ((MODEL_PATH_ENV, "model_path"), (API_MODE_ENV, "api"))
+        variables = ((MODEL_PATH_ENV, "model_path"), (API_MODE_ENV, "api"),
+                     (DELIVERY_ENV, "delivery"))
     fields: dict[str, Any] = {field_name: dg.EnvVar(env_name)
                               for env_name, field_name in variables if os.environ.get(env_name)}
     structured = os.environ.get(STRUCTURED_OUTPUT_ENV, "").strip().lower()
@@ -314,5 +366,13 @@ def llm_resource_from_env(**overrides: Any) -> ModelResource:
         fields["structured_output"] = structured in ("1", "true", "yes", "on")
     if resource_type is OpenAIEndpointResource and os.environ.get(PROMPTS_PER_REQUEST_ENV):
         fields["prompts_per_request"] = dg.EnvVar.int(PROMPTS_PER_REQUEST_ENV)
+    for env_name, field_name in ((BATCH_WAIT_ENV, "batch_wait_s"),
+                                 (BATCH_POLL_ENV, "batch_poll_s")):
+        if os.environ.get(env_name):  # numbers, and no secret: read here
+            try:
+                fields[field_name] = float(os.environ[env_name])
+            except ValueError:
+                raise ModelAccessError(f"{env_name}={os.environ[env_name]!r} is not a number "
+                                       "of seconds") from None
     fields.update(overrides)
     return resource_type(**fields)

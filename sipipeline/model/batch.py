@@ -58,6 +58,7 @@ from sipipeline.model.config import ModelClientConfig
 from sipipeline.model.journal import new_lease_owner
 from sipipeline.model.keys import prompt_key, sample_key
 from sipipeline.model.pricing import Budget, cost_usd
+from sipipeline.model.progress import ProgressCallback
 from sipipeline.model.types import (
     API_CHAT,
     MAX_COMPLETION_TOKENS,
@@ -142,9 +143,12 @@ class BatchModelClient(ModelClient):
                 f"model={self.model_name!r}, api={self.config.api!r})")
 
     # ----------------------------------------------------------------- public API
-    def complete(self, requests: Sequence[CompletionRequest], *, purpose: str
-                 ) -> list[list[Completion]]:
+    def complete(self, requests: Sequence[CompletionRequest], *, purpose: str,
+                 progress: ProgressCallback | None = None) -> list[list[Completion]]:
         """One list of exactly n completions per request, in request order, via batches.
+
+        `progress` is accepted for the online client's signature; batch progress (requests
+        per batch state) goes to the batch log and the asset metadata instead.
 
         Raises BatchesPendingError when batches still run after `wait_s`, ModelAccessError
         when a batch failed or was cancelled or requests exhausted their retries.

@@ -25,7 +25,7 @@ from sipipeline_tests.support.fake_judge import (
     judge_and_model,
     script_for,
 )
-from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, prompt_text_of
+from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, prompt_list_of
 from sipipeline_tests.support.round_harness import RoundJobHarness
 
 REVIEW = dg.AssetKey("quality_review")
@@ -43,8 +43,9 @@ def materialize_review(harness: RoundJobHarness, number: int, asset: str = "qual
 
 
 def judge_requests(server: FakeOpenAIServer) -> list[str]:
-    return [prompt_text_of(e["path"], e["body"]) for e in server.completion_log()
-            if is_judge_prompt(prompt_text_of(e["path"], e["body"]))]
+    """Every judge prompt the server was sent (prompts packed into one request count apart)."""
+    return [prompt for e in server.completion_log()
+            for prompt in prompt_list_of(e["path"], e["body"]) if is_judge_prompt(prompt)]
 
 
 def metadata_of(result: dg.ExecuteInProcessResult, asset: str = "quality_review") -> dict:

@@ -21,7 +21,7 @@ from sipipeline.cli import main
 from sipipeline.defs.automation import SCHEDULE_NAME
 from sipipeline.defs.status import collect_status, status_text
 from sipipeline_tests.support.fake_model import respond
-from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, prompt_list_of
 from sipipeline_tests.support.round_harness import RoundJobHarness
 
 
@@ -56,7 +56,8 @@ def test_status_counts_rounds_pool_added_tasks_and_spend(rounds):
     assert by_key["round_002"].added == int((pool["round"] == 2).sum())
     assert by_key["round_002"].pool_size == len(pool)
     assert by_key["round_003"].added is None
-    paid = len(harness.server.paid_log())
+    # The journal keeps a call per prompt; a completions request may carry several.
+    paid = sum(len(prompt_list_of(e["path"], e["body"])) for e in harness.server.paid_log())
     assert sum(s.calls for s in status.spend) == paid
     assert {s.purpose for s in status.spend} == {
         "generated_instructions", "classification_labels", "instances"}

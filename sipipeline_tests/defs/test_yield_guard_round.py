@@ -3,8 +3,9 @@ round's budget; the round completes with what it has and says so; re-runs decide
 
 from __future__ import annotations
 
+from sipipeline.defs.resources import OpenAIEndpointResource
 from sipipeline_tests.support.fake_model import respond
-from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, prompt_list_of
 from sipipeline_tests.support.round_harness import RoundJobHarness
 
 
@@ -16,13 +17,23 @@ def garbage(prompt_text: str, body: dict, sample_index: int) -> tuple[str, str]:
 
 
 def _generation_requests(server: FakeOpenAIServer) -> int:
-    return sum("Write a numbered list" in e["body"]["prompt"] for e in server.completion_log())
+    """Generation prompts the server was sent (prompts packed into one request count apart)."""
+    return sum("Write a numbered list" in prompt for e in server.completion_log()
+               for prompt in prompt_list_of(e["path"], e["body"]))
 
 
 def _metadata(result) -> dict:
     materialization = next(iter(result.asset_materializations_for_node(
         "generated_instructions")))
     return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def one_prompt_per_request(tmp_path, server: FakeOpenAIServer) -> RoundJobHarness:
+    """A harness whose requests carry one prompt each, so requests and prompts count alike."""
+    return RoundJobHarness(tmp_path / "home", tmp_path / "storage", server,
+                           llm=OpenAIEndpointResource(base_url=server.base_url,
+                                                      api_key="test-key", model="fake-model",
+                                                      max_in_flight=4, prompts_per_request=1))
 
 
 def _guard(requests: int) -> dict:
@@ -33,7 +44,7 @@ def _guard(requests: int) -> dict:
 
 def test_a_garbage_model_is_stopped_after_k_requests_and_the_round_completes(tmp_path):
     with FakeOpenAIServer(responder=garbage) as server:
-        harness = RoundJobHarness(tmp_path / "home", tmp_path / "storage", server)
+        harness = one_prompt_per_request(tmp_path, server)
         try:
             result = harness.run_round(1, extra_config=_guard(4))
             assert result.success
@@ -62,7 +73,7 @@ def test_a_garbage_model_is_stopped_after_k_requests_and_the_round_completes(tmp
 
 def test_a_good_model_passes_the_guard_and_sends_every_request(tmp_path):
     with FakeOpenAIServer(responder=respond) as server:
-        harness = RoundJobHarness(tmp_path / "home", tmp_path / "storage", server)
+        harness = one_prompt_per_request(tmp_path, server)
         try:
             result = harness.run_round(1, extra_config=_guard(4))
             assert result.success

@@ -11,7 +11,7 @@ from sipipeline.cli import main
 from sipipeline.model.journal import ResponseJournal
 from sipipeline.model.keys import sample_key
 from sipipeline_tests.support.fake_model import respond
-from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer
+from sipipeline_tests.support.fake_openai_server import FakeOpenAIServer, prompt_list_of
 from sipipeline_tests.support.round_harness import RoundJobHarness
 
 
@@ -35,7 +35,9 @@ def _trace(harness, record_id, capsys) -> dict:
 
 
 def _sent_prompts(harness) -> set[str]:
-    return {entry["body"].get("prompt") for entry in harness.server.completion_log()}
+    """Every prompt the server was sent (a completions request may carry several)."""
+    return {prompt for entry in harness.server.completion_log()
+            for prompt in prompt_list_of(entry["path"], entry["body"])}
 
 
 def _journaled(harness, key: str) -> tuple:

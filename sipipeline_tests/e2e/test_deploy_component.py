@@ -19,6 +19,7 @@ import pytest
 from dagster._core.definitions.partitions.context import partition_loading_context
 
 from sipipeline.defs.automation import SENSOR_NAME
+from sipipeline.defs.batch_sensor import SENSOR_NAME as BATCH_SENSOR_NAME
 from sipipeline.defs.component import SelfInstructComponent
 from sipipeline.defs.jobs import ROUND_ASSETS
 from sipipeline.defs.partitions import bootstrap_rounds, round_key
@@ -119,7 +120,8 @@ def test_dg_lists_and_checks_the_example_project_and_scaffolds_the_component(pro
     found = json.loads(listed.stdout)
     assert {a.key.path[-1] for a in ROUND_ASSETS} <= {a["asset_key"] for a in found["assets"]}
     assert [j["name"] for j in found["jobs"]] == ["bootstrap_round_job"]
-    assert [s["name"] for s in found["sensors"]] == [SENSOR_NAME]
+    assert sorted(s["name"] for s in found["sensors"]) == sorted([SENSOR_NAME,
+                                                                  BATCH_SENSOR_NAME])
 
     # A project adds the pipeline with `dg scaffold defs`: copy the example without its defs.
     project = tmp_path / "project"

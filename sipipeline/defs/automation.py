@@ -118,6 +118,16 @@ class NextRound:
         return round_key(self.round_number) if self.round_number is not None else None
 
 
+FIRST_ROUND = NextRound(1, "No round has run yet: starting the first one.")
+
+
+def _last_round(latest_runs: Mapping[int, RoundRun],
+                handed_off: set[int]) -> tuple[int, RoundRun | None]:
+    """The highest round that ran or handed its pool on, and its latest run (if any)."""
+    last = max(set(latest_runs) | set(handed_off))
+    return last, latest_runs.get(last)
+
+
 def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[RoundRun],
                       handed_off: set[int],
                       pool_size_of: Callable[[int], int | None],
@@ -133,11 +143,9 @@ def decide_next_round(latest_runs: Mapping[int, RoundRun], in_flight: Sequence[R
                          for r in sorted(in_flight, key=lambda r: r.round))
         return NextRound(None, f"A round is already queued or running: {busy}. "
                                "Rounds of a pool run one at a time.")
-    known = set(latest_runs) | set(handed_off)
-    if not known:
-        return NextRound(1, "No round has run yet: starting the first one.")
-    last = max(known)
-    run = latest_runs.get(last)
+    if not latest_runs and not handed_off:
+        return FIRST_ROUND
+    last, run = _last_round(latest_runs, handed_off)
     if run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
         return NextRound(None, f"The last run of {round_key(last)} (run {run.run_id[:8]}) "
                                f"ended {run.status.value}. Fix and re-run it; rounds "
@@ -165,11 +173,9 @@ def round_to_run(latest_runs: Mapping[int, RoundRun], handed_off: set[int]) -> N
 
     Rounds in flight are the caller's concern (it refuses to start beside them).
     """
-    known = set(latest_runs) | set(handed_off)
-    if not known:
-        return NextRound(1, "No round has run yet: starting the first one.")
-    last = max(known)
-    run = latest_runs.get(last)
+    if not latest_runs and not handed_off:
+        return FIRST_ROUND
+    last, run = _last_round(latest_runs, handed_off)
     if run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
         return NextRound(last, f"The last run of {round_key(last)} (run {run.run_id[:8]}) "
                                f"ended {run.status.value}: running {round_key(last)} again.")

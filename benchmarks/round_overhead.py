@@ -2,12 +2,13 @@
 
 A fake model in another process (real HTTP on 127.0.0.1, no latency) answers every prompt with
 novel text — instructions built from a large invented vocabulary, so nearly every candidate
-passes the ROUGE-L filter and rounds keep adding thousands of tasks. Each round is one in-process
-run of `bootstrap_round_job` (assets and checks) on a persistent instance, like `sipipeline run`.
+passes the ROUGE-L filter and rounds keep adding thousands of tasks. Each round is its own
+process running `sipipeline run --rounds 1` on a persistent instance and store, as a user or the
+sensor's run worker would, so start-up, peak RSS and every read of the pool are counted.
 
 Printed per round: pool size at the start, tasks added, wall time, each step's time split into
 model time (inside `ModelClient.complete`) and sipipeline's own time, the round's own overhead
-(wall minus model time), peak RSS so far, and storage size. At the end: the ratio of the last
+(wall minus model time), the round process's peak RSS, and storage size. At the end: the ratio of the last
 round's overhead to the overhead of the round nearest a 10K pool, and the total wall time.
 Process start-up (importing the definitions in a fresh interpreter) is measured separately.
 
@@ -21,6 +22,7 @@ import argparse
 import collections
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -143,40 +145,72 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
     return spent
 
 
+def one_round(num_prompts: int, report: Path) -> None:
+    """`--one-round`: what a round's process does — `sipipeline run --rounds 1` — timed."""
+    import json
+
+    timer = ModelTimer()
+    timer.install()
+    from sipipeline.cli import main as cli_main
+
+    status = cli_main(["run", "--rounds", "1", "--num-prompts", str(num_prompts),
+                       "--log-level", "ERROR"])
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report.write_text(json.dumps({"status": status, "model": dict(timer.seconds),
+                                  "rss_mb": rss_mb}), encoding="utf-8")
+
+
+DONE_LINE = re.compile(r"sipipeline: (round_\d+) done \(run ([\w-]+)\): (\d+) new tasks, "
+                       r"pool (\d+) tasks")
+
+
+def run_round_process(work: Path, env: dict, num_prompts: int) -> dict:
+    """One round in a fresh interpreter, like the sensor's run worker or `sipipeline run`."""
+    import json
+
+    report = work / "round.json"
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, __file__, "--one-round", "--num-prompts", str(num_prompts),
+         "--report", str(report)], cwd=work, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    done = DONE_LINE.search(completed.stdout)
+    if completed.returncode != 0 or done is None:
+        raise RuntimeError(f"round process failed ({completed.returncode}):\n"
+                           f"{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+    facts = json.loads(report.read_text(encoding="utf-8"))
+    return {"wall": wall, "key": done.group(1), "run_id": done.group(2),
+            "added": int(done.group(3)), "pool": int(done.group(4)), **facts}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target-pool", type=int, default=12_000)
     parser.add_argument("--tasks-per-round", type=int, default=4_000)
-    parser.add_argument("--max-rounds", type=int, default=60)
+    parser.add_argument("--max-rounds", type=int, default=200)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--num-prompts", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve()
         return
-
-    import warnings
+    if args.one_round:
+        one_round(args.num_prompts, args.report)
+        return
 
     import dagster as dg
 
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    from sipipeline.defs import build_defs
-    from sipipeline.defs.jobs import bootstrap_round_job
-    from sipipeline.defs.partitions import bootstrap_rounds, round_key
-    from sipipeline.defs.resources import OpenAIEndpointResource
-    from sipipeline.defs.storage import RoundStore
-
     print(f"process start-up (import sipipeline.definitions): {startup_seconds():.1f} s")
-    timer = ModelTimer()
-    timer.install()
     server, base_url = start_server()
     work = Path(tempfile.mkdtemp(prefix="sipipeline-overhead-"))
-    storage = work / "storage"
-    (work / "home").mkdir(parents=True)
-    instance = dg.DagsterInstance.local_temp(tempdir=str(work / "home"))
-    defs = build_defs(str(storage), OpenAIEndpointResource(base_url=base_url, api_key="none",
-                                                model="fake-model", max_in_flight=32))
-    job = defs.resolve_job_def(bootstrap_round_job.name)
-    store = RoundStore(base_path=str(storage))
+    storage, home = work / "storage", work / "home"
+    home.mkdir(parents=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SIPIPELINE_STORAGE": str(storage),
+           "SIPIPELINE_LOCAL_DIR": str(work / "local"), "OPENAI_BASE_URL": base_url,
+           "OPENAI_API_KEY": "none", "SIPIPELINE_LLM_MODEL": "fake-model",
+           "PYTHONPATH": str(REPO_ROOT)}
     num_prompts = max(1, round(args.tasks_per_round / INSTRUCTIONS_PER_RESPONSE))
     rows = []
     pool_size, total_started = 175, time.perf_counter()
@@ -186,38 +220,34 @@ def main() -> None:
         for number in range(1, args.max_rounds + 1):
             if pool_size >= args.target_pool:
                 break
-            key = round_key(number)
-            instance.add_dynamic_partitions(bootstrap_rounds.name, [key])
-            timer.seconds.clear()
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}},
-                            "ops": {"generated_instructions": {
-                                "config": {"num_prompts": num_prompts}}}})
-            wall = time.perf_counter() - started
-            if not result.success:
-                print(f"{key} failed; stopping")
+            try:
+                done = run_round_process(work, env, num_prompts)
+            except RuntimeError as error:
+                print(f"round {number} failed; stopping\n{error}")
                 break
-            new_size = len(store.read("filtered_tasks", key))
-            model = sum(timer.seconds.values())
-            steps = step_seconds(instance, result.run_id)
+            model_by_step = done["model"]
+            model = sum(model_by_step.values())
+            instance = dg.DagsterInstance.from_config(str(home))
+            try:
+                steps = step_seconds(instance, done["run_id"])
+            finally:
+                instance.dispose()
             shown = " ".join(
-                f"{step}={spent - timer.seconds.get(step, 0.0):.1f}/"
-                f"{timer.seconds.get(step, 0.0):.1f}" for step, spent in sorted(steps.items()))
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                f"{step}={spent - model_by_step.get(step, 0.0):.1f}/"
+                f"{model_by_step.get(step, 0.0):.1f}" for step, spent in sorted(steps.items()))
             size = folder_bytes(storage) / 2**20
-            rows.append((number, pool_size, new_size - pool_size, wall, model, wall - model))
-            print(f"{number:>5} {pool_size:>7} {new_size - pool_size:>6} {wall:>7.1f} "
-                  f"{model:>7.1f} {wall - model:>7.1f} {rss:>7.0f} {size:>8.1f}  {shown}",
-                  flush=True)
-            pool_size = new_size
+            wall = done["wall"]
+            rows.append((number, pool_size, done["added"], wall, model, wall - model))
+            print(f"{number:>5} {pool_size:>7} {done['added']:>6} {wall:>7.1f} "
+                  f"{model:>7.1f} {wall - model:>7.1f} {done['rss_mb']:>7.0f} {size:>8.1f}  "
+                  f"{shown}", flush=True)
+            pool_size = done["pool"]
     finally:
         server.stdin.close()
         server.wait(timeout=30)
-        instance.dispose()
     total = time.perf_counter() - total_started
-    print(f"total: {len(rows)} rounds, pool {pool_size}, {total / 60:.1f} min wall")
+    print(f"total: {len(rows)} rounds, pool {pool_size}, {total / 60:.1f} min wall, "
+          f"storage {folder_bytes(storage) / 2**20:.0f} MB")
     if len(rows) >= 2:
         near_10k = min(rows, key=lambda row: abs(row[1] - 10_000))
         last = rows[-1]

@@ -161,10 +161,12 @@ def _run_rounds_locked(args: argparse.Namespace, lock: RunLock, run_id: str) -> 
             print(f"sipipeline: {key} failed (run {result.run_id}): "
                   f"{failure_summary(result.all_events)}", file=sys.stderr)
             return 1
-        pool = store.read("filtered_tasks", key)
-        added = int((pool["round"] == round_number(key)).sum())
-        print(f"sipipeline: {key} done (run {result.run_id}): {added} new tasks, "
-              f"pool {len(pool)} tasks", flush=True)
+        del result  # it holds every output of the run, the whole pool included
+        # Counted from the round's own rows and the pool file's footer: no whole-pool read.
+        added = int((store.read_added("filtered_tasks", key)["round"]
+                     == round_number(key)).sum())
+        print(f"sipipeline: {key} done (run {run_id}): {added} new tasks, "
+              f"pool {store.info('filtered_tasks', key).rows} tasks", flush=True)
         print("\n".join(funnel_lines(stored_round_funnel(store, key))), flush=True)
         report = store.local_dir(f"reports/{key}") / "report.html"
         if report.is_file():

@@ -74,7 +74,11 @@ def test_a_task_traces_to_its_prompt_completion_decisions_and_instances(two_roun
     assert respond(request["prompt"], {}, 0)[0].startswith(request["completion"])
     assert row["instruction"] in request["completion"]
     assert [t["task_id"] for t in trace["in_context"]] == list(row["in_context_ids"])
-    assert trace["most_similar"] == [dict(s) for s in row["most_similar"]]
+    # Neighbours are stored by id and score; the trace shows their texts, from the pool.
+    text_of = dict(zip(pool["task_id"], pool["instruction"], strict=True))
+    assert trace["most_similar"] == [{**s, "instruction": text_of[s["task_id"]]}
+                                     for s in row["most_similar"]]
+    assert all(set(s) == {"task_id", "score"} for s in row["most_similar"])
     outcomes = {d["stage"]: d["outcome"] for d in trace["decisions"]}
     assert set(outcomes.values()) == {"passed"}
 

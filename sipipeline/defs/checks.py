@@ -46,11 +46,13 @@ INSTANCES_CHECKS = ("no_empty_outputs", "input_differs_from_output")
 GENERATED_CHECKS = ("parse_failure_share",)
 
 
-def _spec(name: str, asset: str, description: str, blocking: bool) -> dg.AssetCheckSpec:
+def _spec(name: str, asset: str, description: str, blocking: bool,
+          additional_deps: tuple[str, ...] = ()) -> dg.AssetCheckSpec:
     with warnings.catch_warnings():  # partitioned checks are a preview feature in 1.13
         warnings.simplefilter("ignore")
         return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking,
-                                 partitions_def=bootstrap_rounds)
+                                 partitions_def=bootstrap_rounds,
+                                 additional_deps=list(additional_deps))
 
 
 def _result(name: str, asset: str, outcome: CheckOutcome,
@@ -104,30 +106,37 @@ def stored_similarity_threshold(instance: dg.DagsterInstance, round_key: str) ->
               "folding.", blocking=True),
         _spec("rouge_l_below_threshold", "filtered_tasks",
               "A sample of this round's accepted tasks, rescored with rouge-score against the "
-              "pool before them, stays at or below the novelty threshold.", blocking=True),
+              "pool before them, stays at or below the novelty threshold.", blocking=True,
+              additional_deps=("generated_instructions",)),
         _spec("pool_schema", "filtered_tasks",
               "Every stored column is present and typed as declared; task ids are set and "
               "unique.", blocking=True),
         _spec("accepted_tasks_have_instances", "filtered_tasks",
               "Every machine task in the pool has at least one valid instance.", blocking=True),
     ],
-    ins={"filtered_tasks": dg.AssetIn("filtered_tasks")},
+    # generated_instructions: the texts of recorded ROUGE-L neighbours that are not in the pool.
+    ins={"filtered_tasks": dg.AssetIn("filtered_tasks"),
+         "generated_instructions": dg.AssetIn("generated_instructions")},
     description="Guards the pool handed to the next round.",
 )
 def filtered_tasks_checks(context: dg.AssetCheckExecutionContext,
                           config: FilteredTasksCheckConfig,
-                          filtered_tasks: pd.DataFrame):
+                          filtered_tasks: pd.DataFrame, generated_instructions: pd.DataFrame):
     number = round_number(context.partition_key)
     threshold = stored_similarity_threshold(context.instance, context.partition_key)
     asset = "filtered_tasks"
     yield _result("no_duplicate_instructions", asset,
                   check_no_duplicate_instructions(filtered_tasks))
+    passed_filter = generated_instructions.dropna(subset=["task_id"])
     yield _result("rouge_l_below_threshold", asset, check_rouge_l_novelty(
         filtered_tasks, number, threshold, config.rouge_sample_size, config.random_seed,
-        config.rouge_pair_budget))
-    yield _result("pool_schema", asset, check_pool_schema(filtered_tasks))
+        config.rouge_pair_budget,
+        other_texts=dict(zip(passed_filter["task_id"].astype(str),
+                             passed_filter["instruction"].astype(str), strict=True))))
+    # Earlier rows passed their own round's checks: types and instances of this round's rows.
+    yield _result("pool_schema", asset, check_pool_schema(filtered_tasks, round_number=number))
     yield _result("accepted_tasks_have_instances", asset,
-                  check_accepted_tasks_have_instances(filtered_tasks))
+                  check_accepted_tasks_have_instances(filtered_tasks, round_number=number))
 
 
 @dg.multi_asset_check(

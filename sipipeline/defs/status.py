@@ -135,10 +135,13 @@ def stale_partitions(instance: dg.DagsterInstance, defs: dg.Definitions,
 
 
 def stored_round_funnel(store: RoundStore, key: str) -> list[FunnelStage]:
-    """The whole funnel of a stored round (the same stages its statistics and plot show)."""
+    """The whole funnel of a stored round (the same stages its statistics and plot show).
+
+    Only the rows the round added are read from the pool: the funnel counts nothing else.
+    """
     return round_funnel(store.read("generated_instructions", key),
                         store.read("classification_labels", key), store.read("instances", key),
-                        store.read("filtered_tasks", key), round_number(key))
+                        store.read_added("filtered_tasks", key), round_number(key))
 
 
 def _pool_counts(store: RoundStore, done_keys: list[str]) -> tuple[pd.DataFrame | None, int]:

@@ -201,6 +201,16 @@ class RoundStore(dg.ConfigurableResource):
         frame.attrs = {SOURCE_ATTR: f"{asset}/{round_key}", VERSION_ATTR: info.version}
         return frame
 
+    def read_added(self, asset: str, round_key: str) -> pd.DataFrame:
+        """The rows round `round_key` added to a cumulative pool, without assembling the pool
+        (a delta file holds exactly them; a full table is filtered by its `round` column)."""
+        info = self.info(asset, round_key)
+        if info.kind == DELTA:
+            return conform(read_parquet(self.path(asset, round_key)), SCHEMAS.get(asset))
+        table = self.read(asset, round_key)
+        return table[table["round"].astype(int) == round_number(round_key)].reset_index(
+            drop=True)
+
     def _assemble(self, asset: str, round_key: str, path: UPath,
                   info: StoredInfo) -> pd.DataFrame:
         """A stored table (the file at `path`) with every delta below it, oldest first."""

@@ -8,7 +8,7 @@ filter is checked against the reference it claims to match.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -91,7 +91,8 @@ def _cannot_beat(length_a: int, length_b: int, best: float) -> bool:
 def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: float,
                           sample_size: int = DEFAULT_ROUGE_SAMPLE_SIZE,
                           random_seed: int = 0,
-                          pair_budget: int = DEFAULT_ROUGE_PAIR_BUDGET) -> CheckOutcome:
+                          pair_budget: int = DEFAULT_ROUGE_PAIR_BUDGET,
+                          other_texts: Mapping[str, str] | None = None) -> CheckOutcome:
     """Rescore this round's accepted tasks with rouge-score itself, at a cost bounded by
     `pair_budget` whatever the pool size.
 
@@ -103,6 +104,10 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
       fits in the pair budget (then the check is exhaustive for them), else a seeded random
       sample of earlier rows. Each score must be ≤ `threshold` and ≤ the task's stored
       `max_rouge_l` (the filter compared it with a superset of those rows).
+
+    Neighbours are recorded by task id; their texts come from the pool, else `other_texts`
+    (task id → instruction: the round's candidates that passed the filter but not a later
+    stage). A neighbour whose text is found nowhere is reported as a mismatch.
     """
     instructions = [str(text) for text in pool["instruction"]]
     is_new = ((pool["origin"] == Origin.MACHINE) & (pool["round"] == round_number)).tolist()
@@ -113,6 +118,8 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
     stored = pool["max_rouge_l"].tolist()
     neighbours = (pool["most_similar"].tolist() if "most_similar" in pool.columns
                   else [None] * len(pool))
+    text_of = {**(other_texts or {}), **dict(zip(pool["task_id"].astype(str), instructions,
+                                                 strict=True))}
     above: list[dict[str, Any]] = []
     inconsistent: list[dict[str, Any]] = []
     mismatched: list[dict[str, Any]] = []
@@ -132,7 +139,13 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
             recorded_neighbours = sorted(recorded_neighbours, key=_recorded_score,
                                          reverse=True)[:1]
         for neighbour in recorded_neighbours:
-            text, recorded = str(neighbour.get("instruction") or ""), neighbour.get("score")
+            recorded = neighbour.get("score")
+            text = neighbour.get("instruction") or text_of.get(str(neighbour.get("task_id")))
+            if text is None:
+                mismatched.append({**task_facts(position, 0.0, None),
+                                   "recorded_score": recorded,
+                                   "unknown_neighbour": str(neighbour.get("task_id"))})
+                continue
             score = reference.fmeasure(target=mine, prediction=reference.tokens(text))
             counts["neighbour_pairs"] += 1
             highest = max(highest, score)
@@ -187,14 +200,25 @@ def _recorded_score(neighbour: dict) -> float:
     return -1.0 if score is None else float(score)
 
 
-def check_pool_schema(pool: pd.DataFrame, schema: pa.Schema = POOL_SCHEMA) -> CheckOutcome:
-    """Every stored column is present and converts to its declared Arrow type; keys are set."""
+def _round_rows(pool: pd.DataFrame, round_number: int | None) -> pd.DataFrame:
+    """The rows `round_number` added (all rows when None): earlier rows passed their own
+    round's check and come back from Parquet with the stored types."""
+    if round_number is None or "round" not in pool.columns:
+        return pool
+    return pool[pool["round"] == round_number]
+
+
+def check_pool_schema(pool: pd.DataFrame, schema: pa.Schema = POOL_SCHEMA,
+                      round_number: int | None = None) -> CheckOutcome:
+    """Every stored column is present and converts to its declared Arrow type; keys are set
+    and task ids unique in the whole pool. Types are checked on `round_number`'s rows."""
     missing = [name for name in schema.names if name not in pool.columns]
     mistyped: dict[str, str] = {}
+    typed = _round_rows(pool, round_number)
     for field in schema:
         if field.name in missing:
             continue
-        values = [None if is_missing(value) else value for value in pool[field.name].tolist()]
+        values = [None if is_missing(value) else value for value in typed[field.name].tolist()]
         try:
             pa.array(values, type=field.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
@@ -222,9 +246,11 @@ def _valid_instance(instance: object) -> bool:
     return bool(task_output) and task_input != task_output
 
 
-def check_accepted_tasks_have_instances(pool: pd.DataFrame) -> CheckOutcome:
-    """Every machine-generated task in the pool has at least one valid instance."""
-    machine = pool[pool["origin"] == Origin.MACHINE]
+def check_accepted_tasks_have_instances(pool: pd.DataFrame,
+                                        round_number: int | None = None) -> CheckOutcome:
+    """Every machine-generated task (of `round_number`, when given) has a valid instance."""
+    rows = _round_rows(pool, round_number)
+    machine = rows[rows["origin"] == Origin.MACHINE]
     lacking = []
     for task_id, instruction, task_instances in zip(
             machine["task_id"], machine["instruction"], machine["instances"], strict=True):

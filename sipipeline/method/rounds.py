@@ -136,10 +136,9 @@ class ModelText:
     journal_key: str = ""
 
 
-def _similar_records(entries: list[dict], comparison_ids: list[str],
-                     comparison_texts: list[str]) -> list[dict]:
-    return [{"task_id": comparison_ids[e["index"]], "instruction": comparison_texts[e["index"]],
-             "score": float(e["score"])} for e in entries]
+def _similar_records(entries: list[dict], comparison_ids: list[str]) -> list[dict]:
+    return [{"task_id": comparison_ids[e["index"]], "score": float(e["score"])}
+            for e in entries]
 
 
 def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[ModelText],
@@ -184,13 +183,12 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
     decisions = novelty_filter(survivor_texts, pool_texts, threshold=threshold, top_k=top_k)
     # `most_similar` indexes the pool, then (from len(pool) on) candidates by input position.
     comparison_ids = list(pool["task_id"]) + survivor_ids
-    comparison_texts = pool_texts + survivor_texts
     for row, task_id, decision in zip(survivors, survivor_ids,
                                       decisions.itertuples(index=False), strict=True):
         row["max_rouge_l"] = float(decision.max_rouge_l)
         row["mean_rouge_l"] = float(decision.mean_rouge_l)
         row["most_similar"] = _similar_records(list(decision.most_similar or []),
-                                               comparison_ids, comparison_texts)
+                                               comparison_ids)
         if decision.keep:
             row["task_id"] = task_id
         else:

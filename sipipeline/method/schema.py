@@ -9,8 +9,10 @@ import pandas as pd
 import pyarrow as pa
 
 INSTANCE = pa.struct([("input", pa.string()), ("output", pa.string())])
-SIMILAR = pa.struct([("task_id", pa.string()), ("instruction", pa.string()),
-                     ("score", pa.float64())])
+#: A lineage neighbour: the task by id and its ROUGE-L score. Its text is looked up when shown
+#: (in the pool, or the round's generated instructions), so the pool does not store every
+#: instruction ten more times.
+SIMILAR = pa.struct([("task_id", pa.string()), ("score", pa.float64())])
 
 #: Per-task facts for the statistics, stored when a task enters the pool (see
 #: `sipipeline.reporting.facts`); null until computed.

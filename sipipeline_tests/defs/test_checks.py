@@ -147,6 +147,35 @@ def test_rouge_check_rescores_every_new_task_against_its_recorded_neighbours():
     assert not passed and details["above_threshold"] == 1
 
 
+def test_rouge_check_reads_neighbour_texts_by_id_from_the_pool_and_the_round_candidates():
+    text = "Summarize the plot of a mystery novel in two lines."
+    dropped_later = "Summarize the plot of a horror novel in two short lines."
+    pool = pool_of([(text, 1)])
+    pool["most_similar"] = [[]] * len(SEEDS) + [[
+        {"task_id": "seed_0", "score": reference_score(text, SEEDS[0])},
+        {"task_id": "mt-gone", "score": reference_score(text, dropped_later)}]]
+    passed, details = check_rouge_l_novelty(pool, 1, threshold=0.99, sample_size=1,
+                                            other_texts={"mt-gone": dropped_later})
+    assert passed and details["neighbour_pairs"] == 2
+    # A neighbour found neither in the pool nor among the candidates cannot be rechecked.
+    passed, details = check_rouge_l_novelty(pool, 1, threshold=0.99, sample_size=1)
+    assert not passed and details["neighbour_score_mismatch"] == 1
+    assert details["examples"][0]["unknown_neighbour"] == "mt-gone"
+
+
+def test_schema_and_instance_checks_look_at_the_rounds_own_rows():
+    pool = pool_of([("Old task from round one.", 1), ("New task from round two.", 2)],
+                   instances=[[], [{"input": "x", "output": "y"}]])
+    assert not check_accepted_tasks_have_instances(pool).passed
+    assert check_accepted_tasks_have_instances(pool, round_number=2).passed
+    pool["in_context_ids"] = pool["in_context_ids"].astype(object)
+    pool.at[len(SEEDS), "in_context_ids"] = 5  # an old row: Parquet gives it back typed
+    assert not check_pool_schema(pool).passed
+    assert check_pool_schema(pool, round_number=2).passed
+    pool.loc[len(SEEDS) + 1, "task_id"] = pool.loc[len(SEEDS), "task_id"]
+    assert not check_pool_schema(pool, round_number=2).passed  # ids: the whole pool
+
+
 def test_rouge_check_cost_is_bounded_by_the_pair_budget_whatever_the_pool_size():
     seeds = [f"Name {i} rivers that flow through country number {i * 7}." for i in range(400)]
     new = [f"Compose a limerick about a cat called {name}." for name in ("Tom", "Ada", "Bo")]

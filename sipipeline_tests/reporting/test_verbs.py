@@ -31,3 +31,23 @@ def test_top_verbs_keep_twenty_verbs_and_four_nouns():
     assert top["verb"].nunique() == 20
     assert top.groupby("verb").size().max() == 4
     assert top.iloc[0]["verb"] == "verb24" and top.iloc[0]["noun"] == "noun5"
+
+
+def test_lemmatizing_only_the_kept_tokens_gives_the_full_pipelines_pairs():
+    """The parser runs without the lemmatizer; lemmas of the root and object alone must be
+    what the whole pipeline (lemmatizer on every token) gives, on the 175 seed instructions."""
+    from sipipeline.method.seeds import load_seed_tasks
+    from sipipeline.paths import DEFAULT_SEED_FILE
+
+    nlp, status = verbs.load_parser()
+    if nlp is None:
+        pytest.skip(status)
+    texts = list(load_seed_tasks(DEFAULT_SEED_FILE)["instruction"]) + [
+        "Was the children's book written by them?", "Is there a better way to go?",
+        "Rewrite the following sentences using fewer words.", "Given two numbers, add them."]
+    lemmatizer = nlp.get_pipe(verbs.LEMMATIZER)
+    assert verbs.LEMMATIZER in nlp.disabled
+    trimmed = [verbs.verb_noun_of(doc, lemmatizer) for doc in nlp.pipe(texts)]
+    full = [verbs.verb_noun_of(lemmatizer(doc)) for doc in nlp.pipe(texts)]
+    assert trimmed == full
+    assert sum(verb is not None for verb, _ in full) > len(texts) // 2

@@ -27,7 +27,7 @@ from pydantic import PrivateAttr
 from upath import UPath
 
 from sipipeline.defs.partitions import RoundKeyError, previous_round_key, round_number
-from sipipeline.method.schema import SCHEMAS, conform, from_arrow, to_arrow
+from sipipeline.method.schema import POOL_SCHEMA, SCHEMAS, conform, from_arrow, to_arrow
 from sipipeline.paths import LOCAL_DIR_ENV, dagster_home
 
 PARQUET_SUFFIX = ".parquet"
@@ -125,9 +125,12 @@ def write_parquet(df: pd.DataFrame, path: UPath, asset_name: str,
     partial.rename(path)
 
 
-def read_parquet(path: UPath) -> pd.DataFrame:
+def read_parquet(path: UPath, asset: str | None = None) -> pd.DataFrame:
+    """A stored table; a pool (hundreds of thousands of tasks) keeps nested columns in Arrow
+    memory (`from_arrow`)."""
     with path.open("rb") as handle:
-        return from_arrow(pq.read_table(handle))
+        table = pq.read_table(handle)
+    return from_arrow(table, nested_as_arrow=SCHEMAS.get(asset or "") is POOL_SCHEMA)
 
 
 class RoundStore(dg.ConfigurableResource):
@@ -173,7 +176,7 @@ class RoundStore(dg.ConfigurableResource):
         kind = meta.get(_KIND, FULL.encode()).decode()
         version = meta.get(_VERSION, b"").decode()
         if not version:  # written before versions were stored: hash the content once
-            version = table_version(conform(read_parquet(path), SCHEMAS.get(asset)), asset)
+            version = table_version(conform(read_parquet(path, asset), SCHEMAS.get(asset)), asset)
         return StoredInfo(kind, version, (meta.get(_BASE) or b"").decode() or None,
                           int(meta.get(_ROWS, str(rows).encode()).decode()),
                           meta.get(_IDS, b"").decode())
@@ -206,7 +209,7 @@ class RoundStore(dg.ConfigurableResource):
         (a delta file holds exactly them; a full table is filtered by its `round` column)."""
         info = self.info(asset, round_key)
         if info.kind == DELTA:
-            return conform(read_parquet(self.path(asset, round_key)), SCHEMAS.get(asset))
+            return conform(read_parquet(self.path(asset, round_key), asset), SCHEMAS.get(asset))
         table = self.read(asset, round_key)
         return table[table["round"].astype(int) == round_number(round_key)].reset_index(
             drop=True)
@@ -230,7 +233,7 @@ class RoundStore(dg.ConfigurableResource):
                         f"no longer kept: re-materialize {key}")
                 base_info = self._info_at(asset, base_path)
             chain.append((base_key, base_path, base_info))
-        parts = [read_parquet(path) for _, path, _ in reversed(chain)]
+        parts = [read_parquet(path, asset) for _, path, _ in reversed(chain)]
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         return conform(frame, SCHEMAS.get(asset))  # tables from older versions gain columns
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 INSTANCE = pa.struct([("input", pa.string()), ("output", pa.string())])
 #: A lineage neighbour: the task by id and its ROUGE-L score. Its text is looked up when shown
@@ -125,7 +126,9 @@ def frame(rows: Iterable[Mapping[str, object]], schema: pa.Schema) -> pd.DataFra
 
 
 def pool_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
-    """A pool DataFrame; seed rows may omit the machine-lineage columns."""
+    """A pool DataFrame; seed rows may omit the machine-lineage columns. Nested columns are
+    Arrow-backed, like a pool read from the store (see `from_arrow`), so pools concatenate
+    without turning every stored row into Python objects."""
     filled = []
     for row in rows:
         full = dict(row)
@@ -133,7 +136,7 @@ def pool_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
             if full.get(name) is None:
                 full[name] = list(default) if isinstance(default, tuple) else default
         filled.append(full)
-    return frame(filled, POOL_SCHEMA)
+    return from_arrow(to_arrow(frame(filled, POOL_SCHEMA), POOL_SCHEMA), nested_as_arrow=True)
 
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -156,7 +159,11 @@ def to_arrow(df: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
         raise ValueError(f"DataFrame lacks columns {missing} required by the stored schema")
     columns = {}
     for field in schema:
-        values = df[field.name].tolist()
+        series = df[field.name]
+        if isinstance(series.dtype, pd.ArrowDtype) and series.dtype.pyarrow_dtype == field.type:
+            columns[field.name] = pa.array(series.array, type=field.type)  # already Arrow
+            continue
+        values = series.tolist()
         columns[field.name] = pa.array(
             [None if is_missing(v) and not pa.types.is_floating(field.type) else v
              for v in values],
@@ -182,12 +189,22 @@ def conform(df: pd.DataFrame, schema: pa.Schema | None) -> pd.DataFrame:
     return df
 
 
-def from_arrow(table: pa.Table) -> pd.DataFrame:
-    """Back to pandas with plain Python lists/dicts in nested columns (easy to work with)."""
+def from_arrow(table: pa.Table, nested_as_arrow: bool = False) -> pd.DataFrame:
+    """Back to pandas with plain Python lists/dicts in nested columns (easy to work with).
+
+    `nested_as_arrow`: nested columns stay Arrow arrays (`pd.ArrowDtype`; a missing list is an
+    empty one). Reading a value still gives Python lists and dicts, but a whole pool then holds
+    a few hundred bytes per task instead of a dozen Python objects per task.
+    """
     data = {}
     for name in table.column_names:
         column = table.column(name)
-        if pa.types.is_list(column.type) or pa.types.is_struct(column.type):
+        nested = pa.types.is_list(column.type) or pa.types.is_struct(column.type)
+        if nested and nested_as_arrow:
+            if pa.types.is_list(column.type) and column.null_count:
+                column = pc.fill_null(column, pa.scalar([], type=column.type))
+            data[name] = pd.Series(pd.arrays.ArrowExtensionArray(column), copy=False)
+        elif nested:
             data[name] = [[] if v is None and pa.types.is_list(column.type) else v
                           for v in column.to_pylist()]
         else:

@@ -8,8 +8,9 @@ sensor's run worker would, so start-up, peak RSS and every read of the pool are 
 
 Printed per round: pool size at the start, tasks added, wall time, each step's time split into
 model time (inside `ModelClient.complete`) and sipipeline's own time, the round's own overhead
-(wall minus model time), the round process's peak RSS, and storage size. At the end: the ratio of the last
-round's overhead to the overhead of the round nearest a 10K pool, and the total wall time.
+(wall minus model time), the round process's peak RSS, the Parquet store's size and the local
+folder's (the response journal, reports). At the end: the ratio of the last round's overhead to
+the overhead of the round nearest a 10K pool, and the total wall time.
 Process start-up (importing the definitions in a fresh interpreter) is measured separately.
 
 Run: `python benchmarks/round_overhead.py [--target-pool 52000] [--tasks-per-round 4000]
@@ -215,7 +216,8 @@ def main() -> None:
     rows = []
     pool_size, total_started = 175, time.perf_counter()
     print(f"{'round':>5} {'pool':>7} {'added':>6} {'wall s':>7} {'model s':>7} "
-          f"{'own s':>7} {'RSS MB':>7} {'store MB':>8}  steps (own s / model s)")
+          f"{'own s':>7} {'RSS MB':>7} {'store MB':>8} {'local MB':>8}  "
+          "steps (own s / model s)")
     try:
         for number in range(1, args.max_rounds + 1):
             if pool_size >= args.target_pool:
@@ -235,12 +237,12 @@ def main() -> None:
             shown = " ".join(
                 f"{step}={spent - model_by_step.get(step, 0.0):.1f}/"
                 f"{model_by_step.get(step, 0.0):.1f}" for step, spent in sorted(steps.items()))
-            size = folder_bytes(storage) / 2**20
+            size, local = folder_bytes(storage) / 2**20, folder_bytes(work / "local") / 2**20
             wall = done["wall"]
             rows.append((number, pool_size, done["added"], wall, model, wall - model))
             print(f"{number:>5} {pool_size:>7} {done['added']:>6} {wall:>7.1f} "
-                  f"{model:>7.1f} {wall - model:>7.1f} {done['rss_mb']:>7.0f} {size:>8.1f}  "
-                  f"{shown}", flush=True)
+                  f"{model:>7.1f} {wall - model:>7.1f} {done['rss_mb']:>7.0f} {size:>8.1f} "
+                  f"{local:>8.1f}  {shown}", flush=True)
             pool_size = done["pool"]
     finally:
         server.stdin.close()

@@ -21,6 +21,9 @@ INSTRUCTION_WORDS = "instruction_words"
 ROUGE_L_TO_SEED = "rouge_l_to_seed"
 ROOT_VERB = "root_verb"
 VERB_OBJECT = "verb_object"
+#: Word counts of the task's instance inputs and outputs, in instance order (0 = empty input).
+INPUT_WORDS = "input_words"
+OUTPUT_WORDS = "output_words"
 
 POOL_SCHEMA = pa.schema([
     ("task_id", pa.string()),
@@ -39,6 +42,8 @@ POOL_SCHEMA = pa.schema([
     (ROUGE_L_TO_SEED, pa.float64()),
     (ROOT_VERB, pa.string()),
     (VERB_OBJECT, pa.string()),
+    (INPUT_WORDS, pa.list_(pa.int64())),
+    (OUTPUT_WORDS, pa.list_(pa.int64())),
 ])
 
 GENERATED_SCHEMA = pa.schema([

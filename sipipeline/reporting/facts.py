@@ -1,21 +1,28 @@
 """Per-task facts the statistics need, computed once when a task enters the pool.
 
-Word count, ROUGE-L to the nearest seed and the root verb with its direct object are stored as
-pool columns by `filtered_tasks`, so each round's statistics parse and score only the tasks it
-added, whatever the pool size. Rows without stored facts (a pool written by an older version,
-or verbs when spaCy was missing then) are computed on the fly, with the same functions, so the
-numbers never depend on whether facts were stored.
+Word count, ROUGE-L to the nearest seed, the root verb with its direct object, and the word
+counts of each instance's input and output are stored as pool columns by `filtered_tasks`, so
+each round's statistics parse and score only the tasks it added, whatever the pool size (the
+cumulative lengths are flattened from Arrow columns, not recounted from text). Rows without
+stored facts (a pool written by an older version, or verbs when spaCy was missing then) are
+computed on the fly, with the same functions, so the numbers never depend on whether facts
+were stored.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sipipeline.method.schema import (
+    INPUT_WORDS,
     INSTRUCTION_WORDS,
+    OUTPUT_WORDS,
     ROOT_VERB,
     ROUGE_L_TO_SEED,
     VERB_OBJECT,
@@ -25,12 +32,80 @@ from sipipeline.reporting import verbs
 from sipipeline.similarity import max_rouge_l_to
 
 FACT_COLUMNS = (INSTRUCTION_WORDS, ROUGE_L_TO_SEED, ROOT_VERB, VERB_OBJECT)
+LENGTH_COLUMNS = (INPUT_WORDS, OUTPUT_WORDS)
+_WORD_COUNTS = pa.list_(pa.int64())
 NO_WORD = ""  # stored for "parsed, but no root verb / no object": None means "not parsed"
 
 
 def word_count(text: object) -> int:
     """Whitespace-separated words, the paper's length unit."""
     return len(str(text).split()) if text is not None else 0
+
+
+def instance_list(value: object) -> list[Mapping]:
+    """A task's instances (None and NaN as none)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [item for item in value if item is not None]
+
+
+def instance_word_counts(instances: object) -> tuple[list[int], list[int]]:
+    """Word counts of each instance's input (0 when empty) and output."""
+    items = instance_list(instances)
+    return ([word_count(str(i.get("input") or "").strip()) for i in items],
+            [word_count(str(i.get("output") or "")) for i in items])
+
+
+def _list_lengths(series: pd.Series) -> np.ndarray:
+    if isinstance(series.dtype, pd.ArrowDtype):
+        return pc.list_value_length(pa.array(series.array)).fill_null(0).to_numpy(
+            zero_copy_only=False)
+    return np.fromiter((len(instance_list(v)) for v in series), dtype=np.int64,
+                       count=len(series))
+
+
+def flat_word_counts(tasks: pd.DataFrame, column: str) -> np.ndarray:
+    """Every value of a word-count list column, task after task (see `lengths_stored`)."""
+    series = tasks[column]
+    if isinstance(series.dtype, pd.ArrowDtype):
+        return pc.list_flatten(pa.array(series.array)).to_numpy(zero_copy_only=False)
+    return np.fromiter((n for value in series for n in instance_list(value)), dtype=np.int64)
+
+
+def lengths_stored(tasks: pd.DataFrame) -> bool:
+    """Whether every row carries its instance word counts (one per instance)."""
+    if not all(column in tasks.columns for column in LENGTH_COLUMNS):
+        return False
+    wanted = _list_lengths(tasks["instances"])
+    return all(np.array_equal(_list_lengths(tasks[column]), wanted)
+               for column in LENGTH_COLUMNS)
+
+
+def _with_lengths(pool: pd.DataFrame, from_row: int) -> pd.DataFrame:
+    """Fill the instance word counts of rows from `from_row` on that lack them; the rows
+    before stay as stored (Arrow slices, no conversion)."""
+    wanted = _list_lengths(pool["instances"])[from_row:]
+    present = [column in pool.columns for column in LENGTH_COLUMNS]
+    stale = np.zeros(len(wanted), dtype=bool)
+    for column, there in zip(LENGTH_COLUMNS, present, strict=True):
+        stale |= (_list_lengths(pool[column])[from_row:] != wanted) if there else True
+    if not stale.any():
+        return pool
+    for index, column in enumerate(LENGTH_COLUMNS):
+        head = (pa.array(pool[column].array, type=_WORD_COUNTS)[:from_row]
+                if present[index] and isinstance(pool[column].dtype, pd.ArrowDtype) else
+                pa.array([instance_list(v) for v in
+                          (pool[column].iloc[:from_row] if present[index]
+                           else [[]] * from_row)], type=_WORD_COUNTS))
+        tail_values = (pool[column].iloc[from_row:].tolist() if present[index]
+                       else [[]] * len(wanted))
+        for offset in np.flatnonzero(stale):
+            tail_values[offset] = instance_word_counts(
+                pool["instances"].iloc[from_row + offset])[index]
+        tail = pa.array([instance_list(v) for v in tail_values], type=_WORD_COUNTS)
+        pool[column] = pd.Series(pd.arrays.ArrowExtensionArray(
+            pa.chunked_array([head, tail], type=_WORD_COUNTS)), index=pool.index)
+    return pool
 
 
 def _missing(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -43,8 +118,9 @@ def with_task_facts(pool: pd.DataFrame, from_row: int = 0) -> pd.DataFrame:
     """The pool with every fact column filled for the rows that lack it (a copy).
 
     Word counts and nearest-seed ROUGE-L are computed for rows without a word count; root verb
-    and object for rows never parsed, when a spaCy model is available. Rows before `from_row`
-    are left as they are (a round fills only the rows it adds).
+    and object for rows never parsed, when a spaCy model is available; instance word counts
+    for rows whose counts do not match their instances. Rows before `from_row` are left as
+    they are (a round fills only the rows it adds).
     """
     pool = pool.copy()
     for column in FACT_COLUMNS:
@@ -81,7 +157,7 @@ def with_task_facts(pool: pd.DataFrame, from_row: int = 0) -> pd.DataFrame:
                 verb_column[i] = NO_WORD if _absent(verb) else verb
                 object_column[i] = NO_WORD if _absent(noun) else noun
             pool[ROOT_VERB], pool[VERB_OBJECT] = verb_column, object_column
-    return pool
+    return _with_lengths(pool, from_row)
 
 
 def _absent(value: object) -> bool:

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sipipeline.method.schema import INSTRUCTION_WORDS  # noqa: E402
 from sipipeline.method.vocabulary import Origin  # noqa: E402
 from sipipeline.reporting.atomic import write_with  # noqa: E402
 from sipipeline.reporting.stats import (  # noqa: E402
@@ -23,7 +24,7 @@ from sipipeline.reporting.stats import (  # noqa: E402
     ROUGE_BIN_EDGES,
     ROUND,
     DatasetStats,
-    explode_instances,
+    instance_lengths,
     machine_tasks,
     word_count,
 )
@@ -44,12 +45,12 @@ def _save(figure: plt.Figure, path: Path) -> str:
 
 
 def _length_samples(tasks: pd.DataFrame) -> dict[str, list[int]]:
-    instances = explode_instances(tasks)
-    return {
-        "instruction": [word_count(text) for text in tasks["instruction"]],
-        "non-empty input": [word_count(text) for text in instances["input"] if text.strip()],
-        "output": [word_count(text) for text in instances["output"]],
-    }
+    inputs, outputs = instance_lengths(tasks)
+    words = (tasks[INSTRUCTION_WORDS].astype(int).tolist()
+             if INSTRUCTION_WORDS in tasks.columns and not tasks[INSTRUCTION_WORDS].isna().any()
+             else [word_count(text) for text in tasks["instruction"]])
+    return {"instruction": words, "non-empty input": inputs[inputs > 0].tolist(),
+            "output": outputs.tolist()}
 
 
 def plot_lengths(pool: pd.DataFrame, round_number: int | None, path: Path) -> str:

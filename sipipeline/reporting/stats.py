@@ -95,18 +95,12 @@ class DatasetStats:
 # Building blocks
 
 
-def _instance_list(value: object) -> list[Mapping]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return [item for item in value if item is not None]
-
-
 def explode_instances(tasks: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, instance): task_id, round, is_classification, input, output."""
     rows = []
     columns = (tasks["task_id"], tasks["round"], tasks["is_classification"], tasks["instances"])
     for task_id, round_value, is_cls, instances in zip(*columns, strict=True):
-        for instance in _instance_list(instances):
+        for instance in facts.instance_list(instances):
             rows.append((task_id, int(round_value), bool(is_cls),
                          str(instance.get("input") or ""), str(instance.get("output") or "")))
     return pd.DataFrame(rows, columns=["task_id", "round", "is_classification", "input", "output"])
@@ -132,27 +126,37 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else math.nan
 
 
+def instance_lengths(tasks: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Word counts of every instance input (0 = empty) and output of these pool rows: the
+    stored facts when every row has them, else counted from the instances' text."""
+    if facts.lengths_stored(tasks):
+        return (facts.flat_word_counts(tasks, facts.INPUT_WORDS),
+                facts.flat_word_counts(tasks, facts.OUTPUT_WORDS))
+    instances = explode_instances(tasks)
+    return (np.asarray([word_count(text.strip()) for text in instances["input"]], dtype=np.int64),
+            np.asarray([word_count(text) for text in instances["output"]], dtype=np.int64))
+
+
 def task_metrics(tasks: pd.DataFrame) -> dict[str, float]:
     """Counts, classification share, instances and word lengths of a set of pool rows."""
-    instances = explode_instances(tasks)
     n_tasks = len(tasks)
     n_classification = int(tasks["is_classification"].astype(bool).sum()) if n_tasks else 0
-    inputs = instances["input"].str.strip() if len(instances) else pd.Series([], dtype=object)
-    empty_inputs = int((inputs == "").sum())
+    all_inputs, output_words = instance_lengths(tasks)
+    n_instances = len(output_words)
+    empty_inputs = int((all_inputs == 0).sum())
     instruction_words = (tasks[facts.INSTRUCTION_WORDS].astype(int).tolist()
                          if facts.INSTRUCTION_WORDS in tasks.columns
                          and not tasks[facts.INSTRUCTION_WORDS].isna().any()
                          else [word_count(text) for text in tasks["instruction"]])
-    input_words = [word_count(text) for text in inputs if text]
-    output_words = [word_count(text) for text in instances["output"]]
+    input_words = all_inputs[all_inputs > 0]
     return {
         "tasks": n_tasks,
         "classification_tasks": n_classification,
         "classification_share": _share(n_classification, n_tasks),
-        "instances": len(instances),
-        "instances_per_instruction": _share(len(instances), n_tasks),
+        "instances": n_instances,
+        "instances_per_instruction": _share(n_instances, n_tasks),
         "empty_input_instances": empty_inputs,
-        "empty_input_share": _share(empty_inputs, len(instances)),
+        "empty_input_share": _share(empty_inputs, n_instances),
         "instruction_words_mean": _mean(instruction_words),
         "instruction_words_median": _median(instruction_words),
         "input_words_mean": _mean(input_words),

@@ -6,14 +6,15 @@ import pandas as pd
 import pandas.testing as pdt
 
 from sipipeline.method.check_rules import check_rouge_l_novelty
-from sipipeline.reporting.facts import FACT_COLUMNS, with_task_facts
-from sipipeline.reporting.stats import compute_dataset_stats
+from sipipeline.reporting import facts
+from sipipeline.reporting.facts import FACT_COLUMNS, LENGTH_COLUMNS, with_task_facts
+from sipipeline.reporting.stats import compute_dataset_stats, explode_instances, word_count
 
 ROUNDS = (1, 2, 3)
 
 
 def without_facts(pool: pd.DataFrame) -> pd.DataFrame:
-    return pool.drop(columns=[c for c in FACT_COLUMNS if c in pool.columns])
+    return pool.drop(columns=[c for c in (*FACT_COLUMNS, *LENGTH_COLUMNS) if c in pool.columns])
 
 
 def test_three_rounds_of_stored_facts_match_full_recomputation(harness_for):
@@ -24,6 +25,13 @@ def test_three_rounds_of_stored_facts_match_full_recomputation(harness_for):
     for number in ROUNDS:
         pool = harness.read("filtered_tasks", number)
         assert pool["instruction_words"].notna().all()  # stored when the tasks entered
+        assert facts.lengths_stored(pool)
+        # The stored instance word counts are the counts of the instances' text.
+        exploded = explode_instances(pool)
+        assert facts.flat_word_counts(pool, facts.INPUT_WORDS).tolist() == [
+            word_count(text.strip()) for text in exploded["input"]]
+        assert facts.flat_word_counts(pool, facts.OUTPUT_WORDS).tolist() == [
+            word_count(text) for text in exploded["output"]]
         tables = [harness.read(name, number) for name in
                   ("generated_instructions", "classification_labels", "instances")]
         stored = compute_dataset_stats(pool, tables[0], number, previous, *tables[1:])
@@ -39,7 +47,7 @@ def test_three_rounds_of_stored_facts_match_full_recomputation(harness_for):
         previous = full.table
         # Facts computed for the whole pool at once equal the ones stored round by round.
         recomputed = with_task_facts(without_facts(pool))
-        for column in FACT_COLUMNS:
+        for column in (*FACT_COLUMNS, *LENGTH_COLUMNS):
             pdt.assert_series_equal(recomputed[column].reset_index(drop=True),
                                     pool[column].reset_index(drop=True), check_dtype=False,
                                     check_names=False)

@@ -50,6 +50,7 @@ from sipipeline.method.yield_guard import YieldGuard, generate_guarded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 from sipipeline.reporting.facts import with_task_facts
+from sipipeline.similarity import encode_pool
 
 GROUP = "self_instruct"
 LLM_POOL = "llm_api"
@@ -204,12 +205,13 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
     requests = [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed,
                                   messages=p.messages, response_format=p.response_format)
                 for p in planned]
+    encoded_pool = encode_pool(seed_pool["instruction"].tolist())  # once for the guard and all
     guarded = generate_guarded(
         requests, YieldGuard(config.yield_guard_requests, config.yield_guard_min_accepted_share),
         lambda part: _complete(client, list(part), "generated_instructions"),
         lambda sent, responses: rounds.generated_candidates(
             planned[:sent], responses, seed_pool, number, client.model_name,
-            config.similarity_threshold, style=style))
+            config.similarity_threshold, style=style, encoded_pool=encoded_pool))
     generated = guarded.generated
     funnel = rounds.rejection_funnel(generated, guarded.requests_sent)
     context.log.info(f"{context.partition_key} funnel: {json.dumps(funnel)}")

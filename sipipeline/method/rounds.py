@@ -33,7 +33,7 @@ from sipipeline.method.vocabulary import (
     RejectReason,
     identity_key,
 )
-from sipipeline.similarity import novelty_filter
+from sipipeline.similarity import EncodedPool, novelty_filter
 
 
 def stable_id(prefix: str, *parts: object) -> str:
@@ -144,8 +144,11 @@ def _similar_records(entries: list[dict], comparison_ids: list[str]) -> list[dic
 def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[ModelText],
                          pool: pd.DataFrame, round_number: int, model: str,
                          threshold: float, top_k: int = 10,
-                         style: str = PromptStyle.COMPLETION) -> pd.DataFrame:
+                         style: str = PromptStyle.COMPLETION,
+                         encoded_pool: EncodedPool | None = None) -> pd.DataFrame:
     """Parse every response, apply the heuristics, then the ROUGE-L novelty filter in order.
+
+    `encoded_pool`: `encode_pool(pool["instruction"])`, when several calls share one pool.
 
     Chat answers (`style`) are read by the chat parser; `parsed_as` records which one read each.
 
@@ -179,8 +182,9 @@ def generated_candidates(planned: Sequence[PlannedPrompt], responses: Sequence[M
     survivors = [row for row in rows if row["status"] == CandidateStatus.ACCEPTED]
     survivor_texts = [row["instruction"] for row in survivors]
     survivor_ids = [machine_task_id(text) for text in survivor_texts]
-    pool_texts = list(pool["instruction"])
-    decisions = novelty_filter(survivor_texts, pool_texts, threshold=threshold, top_k=top_k)
+    decisions = novelty_filter(
+        survivor_texts, encoded_pool if encoded_pool is not None else list(pool["instruction"]),
+        threshold=threshold, top_k=top_k)
     # `most_similar` indexes the pool, then (from len(pool) on) candidates by input position.
     comparison_ids = list(pool["task_id"]) + survivor_ids
     for row, task_id, decision in zip(survivors, survivor_ids,

@@ -31,9 +31,11 @@ from collections.abc import Sequence
 import pandas as pd
 
 from sipipeline.similarity.contract import rouge_tokens
+from sipipeline.similarity.index import EncodedPool
 from sipipeline.similarity.nearest import max_rouge_l_to
 
-__all__ = ["max_rouge_l_to", "novelty_filter", "rouge_l_fmeasure", "rouge_tokens"]
+__all__ = ["EncodedPool", "encode_pool", "max_rouge_l_to", "novelty_filter",
+           "rouge_l_fmeasure", "rouge_tokens"]
 
 
 def rouge_l_fmeasure(a: str, b: str) -> float:
@@ -43,9 +45,17 @@ def rouge_l_fmeasure(a: str, b: str) -> float:
     return reference_rouge_l(a, b)
 
 
+def encode_pool(texts: Sequence[str]) -> EncodedPool:
+    """The pool tokenized and encoded once, for several `novelty_filter` calls against it
+    (same results as passing the texts)."""
+    from sipipeline.similarity.index import encode_pool as encode
+
+    return encode(texts)
+
+
 def novelty_filter(
     candidates: Sequence[str],
-    pool: Sequence[str],
+    pool: Sequence[str] | EncodedPool,
     threshold: float = 0.7,
     top_k: int = 10,
     *,

@@ -28,7 +28,13 @@ import pandas as pd
 
 from sipipeline.similarity import kernels
 from sipipeline.similarity.contract import OUTPUT_COLUMNS, rouge_tokens
-from sipipeline.similarity.index import Hits, encode, prepare
+from sipipeline.similarity.index import (
+    EncodedPool,
+    Hits,
+    encode,
+    encode_with_pool,
+    prepare,
+)
 from sipipeline.similarity.python_loops import decide_python, metadata_rapidfuzz
 
 # Which loops run: True = compiled (numba), False = Python + rapidfuzz, None = compiled only
@@ -75,7 +81,7 @@ def decide(
 
 def fast_novelty_filter(
     candidates: Sequence[str],
-    pool: Sequence[str],
+    pool: Sequence[str] | EncodedPool,
     threshold: float = 0.7,
     top_k: int = 10,
     *,
@@ -83,10 +89,14 @@ def fast_novelty_filter(
 ) -> pd.DataFrame:
     """`novelty_filter` (see `sipipeline.similarity`), exact and fast."""
     threshold = float(threshold)
-    token_lists = [rouge_tokens(text) for text in [*pool, *candidates]]
-    lengths = [len(tokens) for tokens in token_lists]
-    sequences, codes = encode(token_lists)
-    del token_lists
+    if isinstance(pool, EncodedPool):
+        sequences, codes, lengths = encode_with_pool(
+            pool, [rouge_tokens(text) for text in candidates])
+    else:
+        token_lists = [rouge_tokens(text) for text in [*pool, *candidates]]
+        lengths = [len(tokens) for tokens in token_lists]
+        sequences, codes = encode(token_lists)
+        del token_lists
     num_pool = len(pool)
     num_candidates = len(lengths) - num_pool
     compiled = use_compiled(num_candidates, len(lengths))

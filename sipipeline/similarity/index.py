@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+
+from sipipeline.similarity.contract import rouge_tokens
 
 # Distinct tokens that fit in a str, one per code point (surrogates skipped). A module constant
 # so tests can shrink it to exercise the integer-list fallback.
@@ -60,6 +63,65 @@ def encode(token_lists: list[list[str]]) -> tuple[list, np.ndarray]:
         ]
         codes = np.fromiter((code for sequence in sequences for code in sequence), dtype=np.int64)
     return sequences, codes
+
+
+@dataclass(frozen=True)
+class EncodedPool:
+    """Pool texts tokenized and encoded once, for several `novelty_filter` calls against the
+    same pool (a round decides its first requests' candidates, then all of them).
+
+    Encoding the pool first and the candidates after, with the pool's alphabet extended, gives
+    exactly the codes of encoding both together: codes are assigned on first sight, pool first.
+    """
+
+    texts: tuple[str, ...]
+    sequences: list  # one str per text; the token lists themselves when `alphabet` is None
+    codes: np.ndarray
+    lengths: list[int]
+    alphabet: dict[str, str] | None  # None: more distinct tokens than code points
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def token_lists(self) -> list[list[str]]:
+        """The pool's tokens again (for the integer fallback)."""
+        if self.alphabet is None:
+            return self.sequences
+        token_of = {char: token for token, char in self.alphabet.items()}
+        return [[token_of[char] for char in sequence] for sequence in self.sequences]
+
+
+def encode_pool(texts: Sequence[str]) -> EncodedPool:
+    """Tokenize and encode pool texts once (see `EncodedPool`)."""
+    texts = tuple(str(text) for text in texts)
+    token_lists = [rouge_tokens(text) for text in texts]
+    lengths = [len(tokens) for tokens in token_lists]
+    alphabet = _Alphabet()
+    try:
+        sequences = ["".join(map(alphabet.__getitem__, tokens)) for tokens in token_lists]
+    except _AlphabetFullError:
+        return EncodedPool(texts, token_lists, np.empty(0, np.int64), lengths, None)
+    codes = np.frombuffer("".join(sequences).encode("utf-32-le"),
+                          dtype=np.uint32).astype(np.int64)
+    return EncodedPool(texts, sequences, codes, lengths, dict(alphabet))
+
+
+def encode_with_pool(pool: EncodedPool, token_lists: list[list[str]]
+                     ) -> tuple[list, np.ndarray, list[int]]:
+    """`encode(pool tokens + token_lists)` and the lengths, reusing the pool's encoding."""
+    lengths = pool.lengths + [len(tokens) for tokens in token_lists]
+    if pool.alphabet is not None:
+        alphabet = _Alphabet(pool.alphabet)
+        try:
+            added = ["".join(map(alphabet.__getitem__, tokens)) for tokens in token_lists]
+        except _AlphabetFullError:
+            pass
+        else:
+            added_codes = np.frombuffer("".join(added).encode("utf-32-le"),
+                                        dtype=np.uint32).astype(np.int64)
+            return pool.sequences + added, np.concatenate([pool.codes, added_codes]), lengths
+    sequences, codes = encode(pool.token_lists() + token_lists)
+    return sequences, codes, lengths
 
 
 @dataclass

@@ -164,3 +164,14 @@ def test_compiled_kernels_are_cached_in_a_user_folder_not_in_the_package(tmp_pat
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                            text=True, check=True).stdout.strip()
     assert shown == str(tmp_path / "sipipeline" / "numba")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_encoded_pool_decides_exactly_as_its_texts(loop) -> None:
+    seeds = [json.loads(line)["instruction"] for line in DEFAULT_SEED_FILE.open()]
+    pool = seeds[:100]
+    candidates = near_duplicates(seeds, random.Random(5), 60) + seeds[100:]
+    encoded = similarity_package.encode_pool(pool)
+    with decision_loop(loop):
+        for part in (candidates[:20], candidates):  # one pool, several calls
+            assert_same_result(novelty_filter(part, encoded), novelty_filter(part, pool))

@@ -82,3 +82,29 @@ def test_ranks_order_each_texts_occurrences_globally(token_lists, threshold) -> 
     assert len(set(rank_of_key.values())) == len(rank_of_key)
     by_rank = sorted(rank_of_key, key=rank_of_key.get)
     assert [texts_with[key] for key in by_rank] == sorted(texts_with[key] for key in by_rank)
+
+
+WORDS = st.lists(st.sampled_from(["cat", "dog", "sat", "mat", "on", "the", "a", "x1"]),
+                 max_size=10).map(" ".join)
+
+
+@settings(max_examples=80, deadline=None)
+@given(pool=st.lists(WORDS, max_size=8), candidates=st.lists(WORDS, max_size=6),
+       pool_alphabet=st.sampled_from([0x10F800, 4, 2]))
+def test_a_pool_encoded_once_gives_the_codes_of_encoding_everything_together(
+        pool, candidates, pool_alphabet) -> None:
+    """Codes, sequences and lengths equal one joint encoding, whether the pool, the candidates
+    or neither overflow the code-point alphabet."""
+    with patch.object(index, "MAX_STRING_ALPHABET", pool_alphabet):
+        encoded = index.encode_pool(pool)
+        tokens = [index.rouge_tokens(text) for text in [*pool, *candidates]]
+        joint_sequences, joint_codes = index.encode(tokens)
+        sequences, codes, lengths = index.encode_with_pool(
+            encoded, [index.rouge_tokens(text) for text in candidates])
+    assert lengths == [len(t) for t in tokens]
+    if isinstance(joint_sequences[0] if joint_sequences else "", str) == isinstance(
+            sequences[0] if sequences else "", str):
+        assert codes.tolist() == joint_codes.tolist()
+    for a, first in zip(sequences, tokens, strict=True):
+        for b, second in zip(sequences, tokens, strict=True):
+            assert LCSseq.similarity(a, b) == LCSseq.similarity(first, second)

@@ -14,11 +14,12 @@ from typing import Any, NamedTuple
 import pandas as pd
 import pyarrow as pa
 
-from sipipeline.method.schema import POOL_SCHEMA, is_missing
+from sipipeline.method.schema import DUPLICATE_HASH, POOL_SCHEMA, is_missing
 from sipipeline.method.vocabulary import (
     PARSE_FAILURE_REASONS,
     InstanceStatus,
     Origin,
+    duplicate_hash,
     duplicate_key,
 )
 
@@ -41,9 +42,20 @@ def check_no_duplicate_instructions(pool: pd.DataFrame) -> CheckOutcome:
     """No two pool tasks have the same instruction after `duplicate_key`.
 
     ROUGE-L cannot catch every copy (text with no a–z/0–9 token scores 0 against itself).
+    Rows are compared by their stored `duplicate_hash` (computed for rows without one); only
+    rows whose hashes agree are compared by text, so the check costs numbers, not texts.
     """
+    hashes = (pool[DUPLICATE_HASH].astype("Int64") if DUPLICATE_HASH in pool.columns
+              else pd.Series(pd.NA, index=pool.index, dtype="Int64"))
+    lacking = hashes.isna().to_numpy()
+    if lacking.any():
+        hashes = hashes.copy()
+        hashes[lacking] = [duplicate_hash(str(text))
+                           for text in pool["instruction"].to_numpy()[lacking]]
+    same_hash = hashes.duplicated(keep=False).to_numpy()
     groups: dict[str, list[str]] = {}
-    for task_id, instruction in zip(pool["task_id"], pool["instruction"], strict=True):
+    for task_id, instruction in zip(pool["task_id"].to_numpy()[same_hash],
+                                    pool["instruction"].to_numpy()[same_hash], strict=True):
         groups.setdefault(duplicate_key(str(instruction)), []).append(str(task_id))
     duplicates = {text: ids for text, ids in groups.items() if len(ids) > 1}
     examples = [{"instruction": text, "task_ids": ids}

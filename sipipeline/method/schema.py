@@ -9,6 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sipipeline.method.vocabulary import duplicate_hash
+
 INSTANCE = pa.struct([("input", pa.string()), ("output", pa.string())])
 #: A lineage neighbour: the task by id and its ROUGE-L score. Its text is looked up when shown
 #: (in the pool, or the round's generated instructions), so the pool does not store every
@@ -24,6 +26,8 @@ VERB_OBJECT = "verb_object"
 #: Word counts of the task's instance inputs and outputs, in instance order (0 = empty input).
 INPUT_WORDS = "input_words"
 OUTPUT_WORDS = "output_words"
+#: `vocabulary.duplicate_hash` of the instruction, set when the row is built (`pool_frame`).
+DUPLICATE_HASH = "duplicate_hash"
 
 POOL_SCHEMA = pa.schema([
     ("task_id", pa.string()),
@@ -44,6 +48,7 @@ POOL_SCHEMA = pa.schema([
     (VERB_OBJECT, pa.string()),
     (INPUT_WORDS, pa.list_(pa.int64())),
     (OUTPUT_WORDS, pa.list_(pa.int64())),
+    (DUPLICATE_HASH, pa.int64()),
 ])
 
 GENERATED_SCHEMA = pa.schema([
@@ -140,6 +145,8 @@ def pool_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
         for name, default in _POOL_DEFAULTS.items():
             if full.get(name) is None:
                 full[name] = list(default) if isinstance(default, tuple) else default
+        if full.get(DUPLICATE_HASH) is None:
+            full[DUPLICATE_HASH] = duplicate_hash(str(full.get("instruction") or ""))
         filled.append(full)
     return from_arrow(to_arrow(frame(filled, POOL_SCHEMA), POOL_SCHEMA), nested_as_arrow=True)
 

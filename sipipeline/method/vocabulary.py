@@ -7,6 +7,7 @@ which notion of "the same instruction" each place uses.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from enum import Enum
@@ -171,3 +172,10 @@ def duplicate_key(instruction: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", instruction or "").casefold()
     return " ".join(_NON_WORD.sub(" ", folded).split())
+
+
+def duplicate_hash(instruction: str) -> int:
+    """64-bit digest of `duplicate_key` (signed, to store as int64): stored with each pool task
+    so the duplicate check compares numbers, and reads texts only where two numbers agree."""
+    digest = hashlib.blake2b(duplicate_key(instruction).encode("utf-8"), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)

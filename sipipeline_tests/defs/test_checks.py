@@ -73,6 +73,22 @@ def test_a_copy_that_rouge_cannot_see_is_still_a_duplicate():
     assert not check_no_duplicate_instructions(pool_of([(plain, 1), (ligature, 1)])).passed
 
 
+def test_duplicates_are_found_by_stored_hash_or_computed_when_missing_never_by_hash_alone():
+    pool = pool_of([("Tell me a joke about cats.", 1), ("tell me a  JOKE about cats", 2),
+                    ("Describe a sunset over the mountains.", 2)])
+    stored = check_no_duplicate_instructions(pool).details
+    older = pool.drop(columns=["duplicate_hash"])  # a pool written before the column existed
+    assert check_no_duplicate_instructions(older).details == stored
+    partly = pool.copy()
+    partly["duplicate_hash"] = partly["duplicate_hash"].astype("Int64")
+    partly.loc[len(SEEDS), "duplicate_hash"] = pd.NA
+    assert check_no_duplicate_instructions(partly).details == stored
+    # Equal hashes of different texts (a collision) are not a duplicate: texts decide.
+    collided = pool.drop(index=len(SEEDS) + 1).reset_index(drop=True)
+    collided["duplicate_hash"] = 7
+    assert check_no_duplicate_instructions(collided).passed
+
+
 # ------------------------------------------------------------------ ROUGE-L
 def test_rouge_check_passes_a_novel_round_with_rouge_scores():
     new = ["Summarize the plot of a mystery novel in two lines.",

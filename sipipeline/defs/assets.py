@@ -24,6 +24,7 @@ from sipipeline.defs.metadata import (
     metadata_from,
     table_output,
 )
+from sipipeline.defs.novelty_index import keep_next_encoding, pool_encoding
 from sipipeline.defs.partitions import (
     bootstrap_rounds,
     ensure_round_partition,
@@ -50,7 +51,6 @@ from sipipeline.method.yield_guard import YieldGuard, generate_guarded
 from sipipeline.model.client import ModelClient
 from sipipeline.model.types import CompletionRequest, ModelAccessError, SamplingParams
 from sipipeline.reporting.facts import with_task_facts
-from sipipeline.similarity import encode_pool
 
 GROUP = "self_instruct"
 LLM_POOL = "llm_api"
@@ -205,7 +205,7 @@ def generated_instructions(context: dg.AssetExecutionContext, config: Generation
     requests = [CompletionRequest(p.prompt, params, sampling_seed=config.random_seed,
                                   messages=p.messages, response_format=p.response_format)
                 for p in planned]
-    encoded_pool = encode_pool(seed_pool["instruction"].tolist())  # once for the guard and all
+    encoded_pool = pool_encoding(round_store, seed_pool)  # kept from the previous round
     guarded = generate_guarded(
         requests, YieldGuard(config.yield_guard_requests, config.yield_guard_min_accepted_share),
         lambda part: _complete(client, list(part), "generated_instructions"),
@@ -321,6 +321,7 @@ def filtered_tasks(context: dg.AssetExecutionContext, seed_pool: pd.DataFrame,
                            from_row=len(seed_pool) if previous_round_key(context.partition_key)
                            else 0)
     version = round_store.version_for("filtered_tasks", context.partition_key, pool)
+    keep_next_encoding(round_store, seed_pool, pool, version)  # for the next round's filter
     added = len(pool) - len(seed_pool)
     return table_output(pool, "filtered_tasks", ["task_id", "origin", "round", "instruction"], {
         "pool_size": dg.MetadataValue.int(len(pool)),

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,6 +37,15 @@ class _AlphabetFullError(Exception):
     """More distinct tokens than code points: fall back to integer sequences."""
 
 
+def _char_of(code: int) -> str:
+    return chr(code + 0x800 if code >= 0xD800 else code)  # surrogates skipped
+
+
+def _code_of(char: str) -> int:
+    point = ord(char)
+    return point - 0x800 if point >= 0xD800 + 0x800 else point
+
+
 class _Alphabet(dict):
     """token → one-character str, assigned on first sight."""
 
@@ -43,7 +53,7 @@ class _Alphabet(dict):
         code = len(self)
         if code >= MAX_STRING_ALPHABET:
             raise _AlphabetFullError
-        char = chr(code + 0x800 if code >= 0xD800 else code)
+        char = _char_of(code)
         self[token] = char
         return char
 
@@ -72,16 +82,55 @@ class EncodedPool:
 
     Encoding the pool first and the candidates after, with the pool's alphabet extended, gives
     exactly the codes of encoding both together: codes are assigned on first sight, pool first.
+    For the same reason a pool's encoding extended by the tasks a round adds (`extended`) is
+    the encoding of the next pool, so it can be kept from round to round (`save`, `load`).
     """
 
-    texts: tuple[str, ...]
+    size: int
     sequences: list  # one str per text; the token lists themselves when `alphabet` is None
     codes: np.ndarray
     lengths: list[int]
     alphabet: dict[str, str] | None  # None: more distinct tokens than code points
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return self.size
+
+    def extended(self, texts: Sequence[str]) -> EncodedPool:
+        """The encoding of this pool followed by `texts` (what `encode_pool` of both gives)."""
+        token_lists = [rouge_tokens(str(text)) for text in texts]
+        extended = _extend(self, token_lists)
+        if extended is None:
+            return encode_pool_tokens(self.token_lists() + token_lists)
+        sequences, codes, alphabet = extended
+        return EncodedPool(self.size + len(texts), sequences, codes,
+                           self.lengths + [len(tokens) for tokens in token_lists], alphabet)
+
+    def save(self, path: str) -> bool:
+        """Write to `path` (.npz, atomically); False when there is nothing compact to keep
+        (the integer fallback)."""
+        if self.alphabet is None:
+            return False
+        tokens = sorted(self.alphabet, key=lambda token: _code_of(self.alphabet[token]))
+        partial = f"{path}.partial.npz"
+        np.savez(partial, codes=self.codes.astype(np.uint32),
+                 lengths=np.asarray(self.lengths, dtype=np.int64),
+                 tokens=np.frombuffer("\n".join(tokens).encode("utf-8"), dtype=np.uint8))
+        os.replace(partial, path)
+        return True
+
+    @classmethod
+    def load(cls, path: str) -> EncodedPool:
+        """What `save` wrote."""
+        with np.load(path) as stored:
+            codes = stored["codes"].astype(np.int64)
+            lengths = stored["lengths"].tolist()
+            words = stored["tokens"].tobytes().decode("utf-8")
+        tokens = words.split("\n") if words else []
+        alphabet = {token: _char_of(code) for code, token in enumerate(tokens)}
+        joined = codes.astype(np.uint32).tobytes().decode("utf-32-le")
+        ends = np.cumsum(lengths).tolist()
+        sequences = [joined[end - length:end] for end, length in zip(ends, lengths, strict=True)]
+        return cls(len(lengths), sequences, codes, lengths, alphabet)
 
     def token_lists(self) -> list[list[str]]:
         """The pool's tokens again (for the integer fallback)."""
@@ -93,35 +142,46 @@ class EncodedPool:
 
 def encode_pool(texts: Sequence[str]) -> EncodedPool:
     """Tokenize and encode pool texts once (see `EncodedPool`)."""
-    texts = tuple(str(text) for text in texts)
-    token_lists = [rouge_tokens(text) for text in texts]
+    return encode_pool_tokens([rouge_tokens(str(text)) for text in texts])
+
+
+def encode_pool_tokens(token_lists: list[list[str]]) -> EncodedPool:
     lengths = [len(tokens) for tokens in token_lists]
     alphabet = _Alphabet()
     try:
         sequences = ["".join(map(alphabet.__getitem__, tokens)) for tokens in token_lists]
     except _AlphabetFullError:
-        return EncodedPool(texts, token_lists, np.empty(0, np.int64), lengths, None)
+        return EncodedPool(len(token_lists), token_lists, np.empty(0, np.int64), lengths, None)
     codes = np.frombuffer("".join(sequences).encode("utf-32-le"),
                           dtype=np.uint32).astype(np.int64)
-    return EncodedPool(texts, sequences, codes, lengths, dict(alphabet))
+    return EncodedPool(len(token_lists), sequences, codes, lengths, dict(alphabet))
 
 
 def encode_with_pool(pool: EncodedPool, token_lists: list[list[str]]
                      ) -> tuple[list, np.ndarray, list[int]]:
     """`encode(pool tokens + token_lists)` and the lengths, reusing the pool's encoding."""
     lengths = pool.lengths + [len(tokens) for tokens in token_lists]
-    if pool.alphabet is not None:
-        alphabet = _Alphabet(pool.alphabet)
-        try:
-            added = ["".join(map(alphabet.__getitem__, tokens)) for tokens in token_lists]
-        except _AlphabetFullError:
-            pass
-        else:
-            added_codes = np.frombuffer("".join(added).encode("utf-32-le"),
-                                        dtype=np.uint32).astype(np.int64)
-            return pool.sequences + added, np.concatenate([pool.codes, added_codes]), lengths
-    sequences, codes = encode(pool.token_lists() + token_lists)
-    return sequences, codes, lengths
+    extended = _extend(pool, token_lists)
+    if extended is None:
+        sequences, codes = encode(pool.token_lists() + token_lists)
+        return sequences, codes, lengths
+    return extended[0], extended[1], lengths
+
+
+def _extend(pool: EncodedPool, token_lists: list[list[str]]
+            ) -> tuple[list, np.ndarray, dict[str, str]] | None:
+    """Sequences, codes and alphabet of the pool followed by `token_lists` (None when the
+    pool or the addition needs the integer fallback)."""
+    if pool.alphabet is None:
+        return None
+    alphabet = _Alphabet(pool.alphabet)
+    try:
+        added = ["".join(map(alphabet.__getitem__, tokens)) for tokens in token_lists]
+    except _AlphabetFullError:
+        return None
+    added_codes = np.frombuffer("".join(added).encode("utf-32-le"),
+                                dtype=np.uint32).astype(np.int64)
+    return pool.sequences + added, np.concatenate([pool.codes, added_codes]), dict(alphabet)
 
 
 @dataclass

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pandas.testing as pdt
 
+from sipipeline.defs import novelty_index
+from sipipeline.defs.storage import VERSION_ATTR
 from sipipeline.method.check_rules import check_rouge_l_novelty
 from sipipeline.reporting import facts
 from sipipeline.reporting.facts import FACT_COLUMNS, LENGTH_COLUMNS, with_task_facts
 from sipipeline.reporting.stats import compute_dataset_stats, explode_instances, word_count
+from sipipeline.similarity import encode_pool
 
 ROUNDS = (1, 2, 3)
 
@@ -57,3 +60,9 @@ def test_three_rounds_of_stored_facts_match_full_recomputation(harness_for):
         assert bounded.passed == exhaustive.passed is True
         assert exhaustive.details["exhaustive_tasks"] == exhaustive.details["sampled"]
         assert bounded.details["scored_pairs"] <= 50
+        # The novelty filter's encoding kept from round to round is the pool's fresh encoding.
+        kept = novelty_index.pool_encoding(harness.store, pool)
+        assert (harness.store.local_dir(novelty_index.INDEX_DIR)
+                / f"{pool.attrs[VERSION_ATTR]}.npz").is_file()
+        fresh = encode_pool(pool["instruction"].tolist())
+        assert kept.codes.tolist() == fresh.codes.tolist() and kept.lengths == fresh.lengths

@@ -108,3 +108,36 @@ def test_a_pool_encoded_once_gives_the_codes_of_encoding_everything_together(
     for a, first in zip(sequences, tokens, strict=True):
         for b, second in zip(sequences, tokens, strict=True):
             assert LCSseq.similarity(a, b) == LCSseq.similarity(first, second)
+
+
+def _same_encoding(a: index.EncodedPool, b: index.EncodedPool) -> None:
+    assert len(a) == len(b) and a.lengths == b.lengths
+    assert a.codes.tolist() == b.codes.tolist() and a.sequences == b.sequences
+    assert a.alphabet == b.alphabet
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool=st.lists(WORDS, max_size=8), added=st.lists(WORDS, max_size=6))
+def test_an_extended_pool_is_the_encoding_of_the_next_pool_and_survives_a_round_trip(
+        pool, added, tmp_path_factory) -> None:
+    path = str(tmp_path_factory.mktemp("index") / "pool.npz")
+    extended = index.encode_pool(pool).extended(added)
+    _same_encoding(extended, index.encode_pool(pool + added))
+    assert extended.save(path)
+    _same_encoding(index.EncodedPool.load(path), extended)
+
+
+def test_a_saved_encoding_keeps_codes_past_the_surrogate_gap(tmp_path) -> None:
+    words = [f"w{i}" for i in range(0xD800 + 50)]
+    texts = [" ".join(words[i:i + 200]) for i in range(0, len(words), 200)]
+    encoded = index.encode_pool(texts[:-3]).extended(texts[-3:])
+    assert int(encoded.codes.max()) >= 0xE000  # past the gap
+    assert encoded.save(str(tmp_path / "big.npz"))
+    _same_encoding(index.EncodedPool.load(str(tmp_path / "big.npz")), index.encode_pool(texts))
+
+
+def test_the_integer_fallback_extends_but_is_not_saved(tmp_path) -> None:
+    with patch.object(index, "MAX_STRING_ALPHABET", 2):
+        encoded = index.encode_pool(["a b c", "d"]).extended(["a e"])
+    assert encoded.alphabet is None and not encoded.save(str(tmp_path / "no.npz"))
+    assert encoded.token_lists() == [["a", "b", "c"], ["d"], ["a", "e"]]

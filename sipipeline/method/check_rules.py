@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -121,17 +122,23 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
     (task id → instruction: the round's candidates that passed the filter but not a later
     stage). A neighbour whose text is found nowhere is reported as a mismatch.
     """
-    instructions = [str(text) for text in pool["instruction"]]
-    is_new = ((pool["origin"] == Origin.MACHINE) & (pool["round"] == round_number)).tolist()
-    positions = [index for index, new in enumerate(is_new) if new]
+    instructions = pool["instruction"].astype(str).tolist()
+    is_new = ((pool["origin"] == Origin.MACHINE) & (pool["round"] == round_number)).to_numpy()
+    positions = np.flatnonzero(is_new).tolist()
     rng = random.Random(random_seed)
     sampled = sorted(rng.sample(positions, min(sample_size, len(positions))))
     reference = _RougeReference()
     stored = pool["max_rouge_l"].tolist()
-    neighbours = (pool["most_similar"].tolist() if "most_similar" in pool.columns
-                  else [None] * len(pool))
-    text_of = {**(other_texts or {}), **dict(zip(pool["task_id"].astype(str), instructions,
-                                                 strict=True))}
+    # Only the new rows' neighbours (and the texts they name) become Python objects.
+    neighbours = dict(zip(positions, pool["most_similar"].iloc[positions].tolist()
+                          if "most_similar" in pool.columns else [None] * len(positions),
+                          strict=True))
+    named = {str(n.get("task_id")) for value in neighbours.values() for n in _as_list(value)}
+    task_ids = pool["task_id"].astype(str)
+    in_pool = np.flatnonzero(task_ids.isin(named).to_numpy())
+    text_of = {**(other_texts or {}),
+               **{str(task_id): instructions[index] for task_id, index
+                  in zip(task_ids.to_numpy()[in_pool], in_pool.tolist(), strict=True)}}
     above: list[dict[str, Any]] = []
     inconsistent: list[dict[str, Any]] = []
     mismatched: list[dict[str, Any]] = []

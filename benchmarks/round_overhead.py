@@ -14,7 +14,7 @@ the overhead of the round nearest a 10K pool, and the total wall time.
 Process start-up (importing the definitions in a fresh interpreter) is measured separately.
 
 Run: `python benchmarks/round_overhead.py [--target-pool 52000] [--tasks-per-round 4000]
-[--max-rounds 40]`. Numbers depend on the machine and on what else runs on it.
+[--max-rounds 200]`. Numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations

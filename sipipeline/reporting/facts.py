@@ -91,6 +91,9 @@ def _with_lengths(pool: pd.DataFrame, from_row: int) -> pd.DataFrame:
         stale |= (_list_lengths(pool[column])[from_row:] != wanted) if there else True
     if not stale.any():
         return pool
+    tail_instances = pool["instances"].iloc[from_row:].tolist()
+    counted = {int(offset): instance_word_counts(tail_instances[offset])
+               for offset in np.flatnonzero(stale)}
     for index, column in enumerate(LENGTH_COLUMNS):
         head = (pa.array(pool[column].array, type=_WORD_COUNTS)[:from_row]
                 if present[index] and isinstance(pool[column].dtype, pd.ArrowDtype) else
@@ -99,9 +102,8 @@ def _with_lengths(pool: pd.DataFrame, from_row: int) -> pd.DataFrame:
                            else [[]] * from_row)], type=_WORD_COUNTS))
         tail_values = (pool[column].iloc[from_row:].tolist() if present[index]
                        else [[]] * len(wanted))
-        for offset in np.flatnonzero(stale):
-            tail_values[offset] = instance_word_counts(
-                pool["instances"].iloc[from_row + offset])[index]
+        for offset, counts in counted.items():
+            tail_values[offset] = counts[index]
         tail = pa.array([instance_list(v) for v in tail_values], type=_WORD_COUNTS)
         pool[column] = pd.Series(pd.arrays.ArrowExtensionArray(
             pa.chunked_array([head, tail], type=_WORD_COUNTS)), index=pool.index)

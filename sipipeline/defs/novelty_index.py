@@ -60,7 +60,11 @@ def keep_next_encoding(store: RoundStore, seed_pool: pd.DataFrame, pool: pd.Data
 def _keep(store: RoundStore, path: Path, encoded: EncodedPool) -> None:
     if not encoded.save(str(path)):
         return
-    kept = sorted(store.local_dir(INDEX_DIR).glob("*.npz"), key=lambda p: p.stat().st_mtime)
-    for old in kept[:-KEEP]:
-        if old != path:
-            old.unlink(missing_ok=True)
+    try:  # another process may be pruning too: a file gone meanwhile is fine
+        kept = sorted(((p.stat().st_mtime, p) for p in store.local_dir(INDEX_DIR).glob("*.npz")),
+                      key=lambda entry: entry[0])
+        for _, old in kept[:-KEEP]:
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass

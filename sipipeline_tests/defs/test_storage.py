@@ -3,6 +3,7 @@
 import math
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from sipipeline.defs.partitions import RoundKeyError, round_key, round_number
@@ -109,6 +110,13 @@ def test_each_round_stores_only_the_rows_it_added_and_reads_back_the_whole_pool(
     assert store.info("seed_pool", "round_004").kind == REFERENCE
     assert len(read_parquet(store.path("seed_pool", "round_004"))) == 0
     assert store.read("seed_pool", "round_004")["task_id"].tolist() == back["task_id"].tolist()
+    # A round's own rows, without assembling the pool (the first round's from the full table).
+    assert store.read_added("filtered_tasks", "round_003")["task_id"].tolist() == [
+        f"m3-{i}" for i in range(40)]
+    assert len(store.read_added("filtered_tasks", "round_001")) == 40
+    # Pools keep nested columns in Arrow memory; reading a value gives Python objects.
+    assert isinstance(back["instances"].dtype, pd.ArrowDtype)
+    assert back["instances"].iloc[-1] == [{"input": "", "output": "ok"}]
 
 
 def test_a_pool_built_on_a_replaced_round_reads_as_it_was_never_mixing_histories(tmp_path):

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from sipipeline.model.pricing import TokenPrice, cost_usd, estimate_prompt_tokens
+from sipipeline.paths import add_storage_option
 
 
 def add_batches_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +26,7 @@ def add_batches_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cancel", action="store_true",
                         help="cancel every live batch (their finished lines are still "
                              "collected by the next run)")
-    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    add_storage_option(parser)
     parser.set_defaults(handler=handle_batches)
 
 
@@ -41,7 +41,7 @@ def handle_batches(args: argparse.Namespace) -> int:
     from sipipeline.model.types import ModelAccessError
     from sipipeline.paths import storage_base
 
-    journal = RoundStore(base_path=args.storage or storage_base()).local_dir(
+    journal = RoundStore(base_path=storage_base(args.storage)).local_dir(
         "journal") / "llm_journal.sqlite"
     if not journal.is_file():
         print("sipipeline batches: no journal yet, so no batches")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from sipipeline.paths import add_storage_option
 from sipipeline.reporting.formats import format_choices
 
 
@@ -25,9 +26,9 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="share of tasks in the validation split (default 0.05)")
     parser.add_argument("--seed", type=int, default=42,
                         help="seed of the split, the shuffles and the template choice")
-    parser.add_argument("--storage", help="storage base; its newest round is exported (default: "
-                                          "$SIPIPELINE_STORAGE, else $DAGSTER_HOME/sipipeline, "
-                                          "whose latest done round is exported)")
+    add_storage_option(parser, "storage base; its newest round is exported (default: "
+                               "$SIPIPELINE_STORAGE, else $DAGSTER_HOME/sipipeline, whose latest "
+                               "done round is exported)")
     parser.set_defaults(handler=handle_export)
 
 
@@ -40,7 +41,7 @@ def handle_export(args: argparse.Namespace) -> int:
     if not 0 <= args.validation_fraction < 1:
         print("sipipeline export: --validation-fraction must be in [0, 1)", file=sys.stderr)
         return 2
-    store = RoundStore(base_path=args.storage or storage_base())
+    store = RoundStore(base_path=storage_base(args.storage))
     try:
         done = None if args.storage else _done_round_keys()
         if done is None:  # another store, or no instance to ask: the newest stored round

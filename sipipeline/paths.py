@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -29,9 +30,18 @@ def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
 
 
-def storage_base() -> str:
-    """Base of the Parquet store: `$SIPIPELINE_STORAGE`, else `$DAGSTER_HOME/sipipeline`.
+def storage_base(explicit: str | None = None) -> str:
+    """Base of the Parquet store: `explicit` (a `--storage` option), else `$SIPIPELINE_STORAGE`,
+    else `$DAGSTER_HOME/sipipeline`.
 
     A string, because it may be a URL (s3://…, gs://…) handled by universal-pathlib.
     """
-    return os.environ.get(STORAGE_ENV) or str(dagster_home() / "sipipeline")
+    return explicit or os.environ.get(STORAGE_ENV) or str(dagster_home() / "sipipeline")
+
+
+STORAGE_OPTION_HELP = "storage base (default: $SIPIPELINE_STORAGE, else $DAGSTER_HOME/sipipeline)"
+
+
+def add_storage_option(parser: argparse.ArgumentParser, help: str = STORAGE_OPTION_HELP) -> None:
+    """The `--storage` option the subcommands share (read it with `storage_base(args.storage)`)."""
+    parser.add_argument("--storage", help=help)

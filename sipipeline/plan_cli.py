@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from sipipeline.model.plan import BASIS_JOURNAL, BASIS_PROMPTS
+from sipipeline.paths import add_storage_option
 
 
 def add_plan_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +18,7 @@ def add_plan_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="how many rounds (default 1)")
     parser.add_argument("--num-prompts", type=int, default=None,
                         help="generation requests per round (default: the round's default)")
-    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    add_storage_option(parser)
     parser.set_defaults(handler=handle_plan)
 
 
@@ -38,7 +38,7 @@ def handle_plan(args: argparse.Namespace) -> int:
         print("sipipeline plan: --rounds and --num-prompts must be at least 1", file=sys.stderr)
         return 2
     num_prompts = args.num_prompts or GenerationConfig().num_prompts
-    store = RoundStore(base_path=args.storage or storage_base())
+    store = RoundStore(base_path=storage_base(args.storage))
     done = store.rounds("filtered_tasks")
     if done:
         pool = store.read("filtered_tasks", done[-1])

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from sipipeline.method.review import DEFAULT_SAMPLE_SIZE
+from sipipeline.paths import add_storage_option
 
 
 def add_review_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +32,7 @@ def add_review_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"records to sample when the round has no quality_review "
                              f"(default {DEFAULT_SAMPLE_SIZE}); given, it always resamples")
     export.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    export.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    add_storage_option(export)
     export.set_defaults(handler=handle_export)
     imported = actions.add_parser(
         "import", help="read a Label Studio JSON export into the human_review asset")
@@ -50,7 +50,7 @@ def handle_export(args: argparse.Namespace) -> int:
     if args.sample_size is not None and args.sample_size < 1:
         print("sipipeline review export: --sample-size must be at least 1", file=sys.stderr)
         return 2
-    store = RoundStore(base_path=args.storage or storage_base())
+    store = RoundStore(base_path=storage_base(args.storage))
     try:
         key = args.round_key or store.latest("filtered_tasks")[0]
         number = round_number(key)

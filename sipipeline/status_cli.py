@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from sipipeline.paths import add_storage_option
+
 
 def add_status_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the `status` subcommand (handler in `args.handler`)."""
@@ -15,8 +17,7 @@ def add_status_parser(subparsers: argparse._SubParsersAction) -> None:
         description="The state of the rounds on the instance `sipipeline run` and `sipipeline "
                     "ui` use (DAGSTER_HOME, else ./.dagster_home).")
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    add_storage_option(parser)
     parser.set_defaults(handler=handle_status)
 
 
@@ -38,7 +39,7 @@ def handle_status(args: argparse.Namespace) -> int:
               "(`sipipeline run` starts round 1)")
         return 0
     os.environ["DAGSTER_HOME"] = str(home)
-    store = RoundStore(base_path=args.storage or storage_base())
+    store = RoundStore(base_path=storage_base(args.storage))
     try:
         from sipipeline.definitions import defs
     except Exception as error:  # the code location must load for staleness; the rest need not

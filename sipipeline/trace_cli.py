@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from sipipeline.paths import add_storage_option
+
 
 def add_trace_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the `trace` subcommand (handler in `args.handler`)."""
@@ -19,8 +21,7 @@ def add_trace_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("id", help="a task id (mi-…, seed_task_…), candidate id (gc-…) or "
                                    "instance id (in-…)")
     parser.add_argument("--json", action="store_true", help="print the trace as JSON")
-    parser.add_argument("--storage", help="storage base (default: $SIPIPELINE_STORAGE, else "
-                                          "$DAGSTER_HOME/sipipeline)")
+    add_storage_option(parser)
     parser.set_defaults(handler=handle_trace)
 
 
@@ -37,7 +38,7 @@ def handle_trace(args: argparse.Namespace) -> int:
         trace_text,
     )
 
-    store = RoundStore(base_path=args.storage or storage_base())
+    store = RoundStore(base_path=storage_base(args.storage))
     journal = store.journal_path()
     keys = sorted(set(store.rounds("generated_instructions")) | set(store.rounds("seed_pool")),
                   key=round_number)

@@ -20,7 +20,7 @@ from typing import Any
 from sipipeline.method.parsing import (
     ParsedInstance,
     ParsedInstruction,
-    _instance_drop_reason,
+    instance_drop_reason,
     instruction_rejection,
 )
 from sipipeline.method.vocabulary import (
@@ -413,7 +413,7 @@ def _chat_instances(text: str, finish_reason: str, output_first: bool) -> list[P
         else:
             task_input, task_output = (_clean_value(value) for value in pair)
             instance = ParsedInstance(task_input, task_output,
-                                      _instance_drop_reason(task_input, task_output))
+                                      instance_drop_reason(task_input, task_output))
         if truncated and index == len(pairs) - 1:
             instance = ParsedInstance(instance.input, instance.output, DropReason.TRUNCATED)
         parsed.append(instance)
@@ -435,7 +435,7 @@ def _json_instances(text: str, first: str, second: str, swap: bool
         task_input, task_output = ((second_value, first_value) if swap
                                    else (first_value, second_value))
         parsed.append(ParsedInstance(task_input, task_output,
-                                     _instance_drop_reason(task_input, task_output)))
+                                     instance_drop_reason(task_input, task_output)))
     return parsed
 
 

@@ -248,7 +248,8 @@ def _output_first_pair(block: str) -> tuple[str, str]:
     return _up_to(_NOT_INPUT_MARK, task_input).strip(), label.strip()
 
 
-def _instance_drop_reason(task_input: str, task_output: str) -> str | None:
+def instance_drop_reason(task_input: str, task_output: str) -> str | None:
+    """Why a parsed instance is dropped by the paper's filters (None: kept); both parsers use it."""
     if not task_output:
         return DropReason.EMPTY_OUTPUT
     if task_input == task_output:
@@ -272,7 +273,7 @@ def _instances(pairs: list[tuple[str, str] | None], raw_blocks: list[str],
         elif pair is None:
             reason = DropReason.MISSING_FIELD_MARKER
         else:
-            reason = _instance_drop_reason(task_input, task_output)
+            reason = instance_drop_reason(task_input, task_output)
         parsed.append(ParsedInstance(task_input, task_output, reason))
     return parsed
 

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sipipeline_tests.support.process_groups import stop_process_group
+
 BROWSER_NAMES = ("chromium", "chromium-browser")
 
 
@@ -126,14 +128,7 @@ class Chromium:
             with contextlib.suppress(Exception):  # closing a socket to a dying browser
                 self._exit_stack.close()
             self._socket = None
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process, signal.SIGTERM, timeout_s=10)
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> Chromium:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from sipipeline_tests.support.dagster_dev import REPO_ROOT, _restore_default_signals
+from sipipeline_tests.support.process_groups import stop_process_group
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 WORKSPACE = DEPLOY_DIR / "workspace.yaml"
@@ -76,18 +77,7 @@ class DagsterDaemon:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> None:
         """`sig` to the whole group (daemon, code server, run workers), SIGKILL after timeout."""
-        process = self.process
-        if process is not None and process.poll() is None:
-            for each, wait_s in ((sig, timeout_s), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(process.pid, each)
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(timeout=wait_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        stop_process_group(self.process, sig, timeout_s)
         for group in self._groups:  # code servers and run workers of earlier daemons too
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)

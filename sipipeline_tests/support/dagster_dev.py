@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sipipeline_tests.support.process_groups import stop_process_group
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -123,17 +125,7 @@ class DagsterDev:
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM to the process group led by the child's PID, then SIGKILL if needed."""
         process = self.process
-        if process is not None and process.poll() is None:
-            for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(process.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(timeout=wait_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        stop_process_group(process, signal.SIGTERM, timeout_s)
         if process is not None:
             # Children (daemon, code server, run workers) share the group: make sure none stay.
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sipipeline_tests.support.process_groups import stop_process_group
+
 BIN_ENV = "SIPIPELINE_LABEL_STUDIO_BIN"
 CHECKOUT_VENV_BIN = Path(__file__).resolve().parents[2] / ".venv-ls" / "bin" / "label-studio"
 STARTUP_LIMIT_S = 900.0  # first start migrates a fresh database
@@ -90,14 +92,8 @@ class LabelStudioServer:
             else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)  # the server and its workers only
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        # The server and its workers only.
+        stop_process_group(self.process, signal.SIGTERM, timeout_s=30, kill_wait_s=30)
 
     def __enter__(self) -> LabelStudioServer:
         return self.start()

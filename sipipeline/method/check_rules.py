@@ -8,6 +8,7 @@ filter is checked against the reference it claims to match.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -78,6 +79,7 @@ class _RougeReference:
         self._score_lcs = rouge_scorer._score_lcs
         self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
         self._cache: dict[str, list[str]] = {}
+        self._bags: dict[str, Counter[str]] = {}
 
     def tokens(self, text: str) -> list[str]:
         cached = self._cache.get(text)
@@ -85,20 +87,35 @@ class _RougeReference:
             cached = self._cache[text] = self._tokenizer.tokenize(text)
         return cached
 
+    def bag(self, text: str) -> Counter[str]:
+        """The text's tokens with their counts."""
+        cached = self._bags.get(text)
+        if cached is None:
+            cached = self._bags[text] = Counter(self.tokens(text))
+        return cached
+
     def fmeasure(self, target: Sequence[str], prediction: Sequence[str]) -> float:
         """As the reference scores a candidate: `scorer.score(candidate, pool_item)`."""
         return float(self._score_lcs(target, prediction).fmeasure)
 
 
-def _cannot_beat(length_a: int, length_b: int, best: float) -> bool:
-    """True when two token lists of these lengths cannot score above `best`.
+def _cannot_beat(longest_common: int, length_a: int, length_b: int, best: float) -> bool:
+    """True when two token lists of these lengths, whose LCS is at most `longest_common`,
+    cannot score above `best`.
 
-    The F-measure is at most 2·min/(m+n) (the LCS is at most the shorter list); the margin keeps
-    this pruning on the safe side of float rounding, so the maximum stays exact.
+    The F-measure is 2·LCS/(m+n); the margin keeps this pruning on the safe side of float
+    rounding, so the maximum stays exact.
     """
     if length_a == 0 or length_b == 0:
         return True
-    return 2 * min(length_a, length_b) / (length_a + length_b) < best - 1e-9
+    return 2 * longest_common / (length_a + length_b) < best - 1e-9
+
+
+def _shared_tokens(mine: Counter[str], theirs: Counter[str]) -> int:
+    """How many tokens two bags share (with multiplicity): a bound on their LCS."""
+    if len(theirs) < len(mine):
+        mine, theirs = theirs, mine
+    return sum(min(count, theirs[token]) for token, count in mine.items() if token in theirs)
 
 
 def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: float,
@@ -116,7 +133,10 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
     - `sample_size` new tasks are rescored against the pool before them: all of it while that
       fits in the pair budget (then the check is exhaustive for them), else a seeded random
       sample of earlier rows. Each score must be ≤ `threshold` and ≤ the task's stored
-      `max_rouge_l` (the filter compared it with a superset of those rows).
+      `max_rouge_l` (the filter compared it with a superset of those rows). Only the maximum
+      matters there, so a pair whose shared tokens (a bound on its LCS) cannot beat the best so
+      far is counted in `bounded_pairs` and not rescored; the maximum is the one rescoring
+      every pair gives.
 
     Neighbours are recorded by task id; their texts come from the pool, else `other_texts`
     (task id → instruction: the round's candidates that passed the filter but not a later
@@ -142,7 +162,8 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
     above: list[dict[str, Any]] = []
     inconsistent: list[dict[str, Any]] = []
     mismatched: list[dict[str, Any]] = []
-    counts = {"scored_pairs": 0, "neighbour_pairs": 0, "exhaustive_tasks": 0}
+    counts = {"scored_pairs": 0, "bounded_pairs": 0, "neighbour_pairs": 0,
+              "exhaustive_tasks": 0}
     highest = 0.0
 
     def task_facts(position: int, best: float, nearest: str | None) -> dict[str, Any]:
@@ -182,9 +203,15 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
             earlier = sorted(rng.sample(range(position), per_task))
         else:
             counts["exhaustive_tasks"] += 1
+        my_bag = reference.bag(instructions[position])
         for index in earlier:
             theirs = reference.tokens(instructions[index])
-            if _cannot_beat(len(mine), len(theirs), best):
+            # Pairs that cannot beat the best so far, by length or by the tokens they share
+            # (both bound the LCS), leave the maximum unchanged and are not rescored.
+            if (_cannot_beat(min(len(mine), len(theirs)), len(mine), len(theirs), best)
+                    or _cannot_beat(_shared_tokens(my_bag, reference.bag(instructions[index])),
+                                    len(mine), len(theirs), best)):
+                counts["bounded_pairs"] += 1
                 continue
             score = reference.fmeasure(target=mine, prediction=theirs)
             counts["scored_pairs"] += 1
@@ -204,6 +231,7 @@ def check_rouge_l_novelty(pool: pd.DataFrame, round_number: int, threshold: floa
         "sampled": len(sampled),
         "exhaustive_tasks": counts["exhaustive_tasks"],
         "scored_pairs": counts["scored_pairs"],
+        "bounded_pairs": counts["bounded_pairs"],
         "neighbour_pairs": counts["neighbour_pairs"],
         "pair_budget": pair_budget,
         "highest_recomputed": highest,

@@ -7,6 +7,8 @@ import math
 import dagster as dg
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
 from sipipeline.method import prompts
@@ -201,6 +203,22 @@ def test_rouge_check_cost_is_bounded_by_the_pair_budget_whatever_the_pool_size()
     bounded = check_rouge_l_novelty(pool, 1, threshold=0.7, pair_budget=90).details
     assert bounded["exhaustive_tasks"] == 0 and bounded["scored_pairs"] <= 90
     assert bounded["highest_recomputed"] <= full["highest_recomputed"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.lists(st.sampled_from(["the", "a", "cat", "dog", "sat", "on", "mat",
+                                                "ran", "the", "red", "big"]),
+                               min_size=0, max_size=9).map(" ".join),
+                      min_size=2, max_size=14))
+def test_rouge_check_maximum_equals_rescoring_every_earlier_pair(texts):
+    """Pairs skipped by the shared-token bound never change the recomputed maximum."""
+    pool = pool_of([(text, 1) for text in texts], seeds=["The cat sat on the mat."])
+    details = check_rouge_l_novelty(pool, 1, threshold=1.0, sample_size=len(texts)).details
+    everything = pool["instruction"].tolist()
+    expected = max(reference_score(everything[i], earlier)
+                   for i in range(1, len(everything)) for earlier in everything[:i])
+    assert details["highest_recomputed"] == expected
+    assert details["scored_pairs"] + details["bounded_pairs"] == sum(range(1, len(everything)))
 
 
 # ------------------------------------------------------------------ schema

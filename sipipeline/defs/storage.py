@@ -95,8 +95,16 @@ def _chained(base_version: str, delta: pd.DataFrame, asset_name: str) -> str:
     return digest.hexdigest()[:24]
 
 
-def _ids_digest(task_ids: pd.Series) -> str:
-    return hashlib.sha256("\x1f".join(map(str, task_ids)).encode("utf-8")).hexdigest()
+def _ids_digests(task_ids: pd.Series, prefix_rows: int) -> tuple[str, str]:
+    """Digests of the first `prefix_rows` task ids and of all of them, in one pass (a hash of
+    the prefix continued with the rest is the hash of the whole)."""
+    ids = [str(task_id) for task_id in task_ids]
+    digest = hashlib.sha256("\x1f".join(ids[:prefix_rows]).encode("utf-8"))
+    prefix = digest.copy().hexdigest()
+    if prefix_rows < len(ids):
+        digest.update((("\x1f" if prefix_rows else "")
+                       + "\x1f".join(ids[prefix_rows:])).encode("utf-8"))
+    return prefix, digest.hexdigest()
 
 
 class StoredInfo(NamedTuple):
@@ -271,16 +279,16 @@ class RoundStore(dg.ConfigurableResource):
                 return df.iloc[0:0], {_KIND: REFERENCE, _BASE: previous,
                                       _VERSION: base.version, _ROWS: str(len(df))}
         if asset == CUMULATIVE_ASSET:
-            ids = _ids_digest(df["task_id"])
-            if previous is not None and self.exists(asset, previous):
-                base = self.info(asset, previous)
-                if (base.ids and base.rows <= len(df)
-                        and _ids_digest(df["task_id"].iloc[:base.rows]) == base.ids):
-                    delta = df.iloc[base.rows:]
-                    return delta, {_KIND: DELTA, _BASE: previous,
-                                   _VERSION: _chained(base.version, delta, asset),
-                                   _ROWS: str(len(df)), _IDS: ids,
-                                   b"sipipeline.base_version": base.version}
+            base = (self.info(asset, previous)
+                    if previous is not None and self.exists(asset, previous) else None)
+            prefix_rows = base.rows if base is not None and base.rows <= len(df) else 0
+            prefix_ids, ids = _ids_digests(df["task_id"], prefix_rows)
+            if base is not None and base.ids and base.rows <= len(df) and prefix_ids == base.ids:
+                delta = df.iloc[base.rows:]
+                return delta, {_KIND: DELTA, _BASE: previous,
+                               _VERSION: _chained(base.version, delta, asset),
+                               _ROWS: str(len(df)), _IDS: ids,
+                               b"sipipeline.base_version": base.version}
             return df, {_KIND: FULL, _VERSION: _chained("", df, asset), _ROWS: str(len(df)),
                         _IDS: ids}
         return df, {_KIND: FULL, _VERSION: table_version(df, asset), _ROWS: str(len(df))}

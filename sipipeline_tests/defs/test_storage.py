@@ -1,16 +1,20 @@
 """Parquet storage through universal-pathlib: local folders and URL-addressed filesystems."""
 
+import hashlib
 import math
 
 import dagster as dg
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipipeline.defs.partitions import RoundKeyError, round_key, round_number
 from sipipeline.defs.storage import (
     MissingRoundError,
     ParquetIOManager,
     RoundStore,
+    _ids_digests,
     read_parquet,
     write_parquet,
 )
@@ -188,3 +192,15 @@ def test_rounds_stored_before_journal_keys_stay_readable_and_writable(tmp_path, 
     assert table["instruction"].tolist() == ["Name a colour."]
     store.write(asset, "round_002", table)
     assert store.read(asset, "round_002").columns.tolist() == SCHEMAS[asset].names
+
+
+@settings(max_examples=80, deadline=None)
+@given(ids=st.lists(st.text(min_size=0, max_size=6), max_size=12), data=st.data())
+def test_prefix_and_whole_id_digests_in_one_pass_equal_separate_digests(ids, data):
+    prefix_rows = data.draw(st.integers(0, len(ids)))
+
+    def separate(values: list[str]) -> str:
+        return hashlib.sha256("\x1f".join(values).encode("utf-8")).hexdigest()
+
+    assert _ids_digests(pd.Series(ids, dtype=object), prefix_rows) == (
+        separate(ids[:prefix_rows]), separate(ids))

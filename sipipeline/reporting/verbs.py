@@ -161,8 +161,10 @@ def parse_verb_nouns(nlp: Any, texts: Sequence[str],
     reach = ruler_reach(ruler) if ruler is not None else None
     pairs = []
     for doc in nlp.pipe(texts, batch_size=batch_size):
-        if ruler is not None:
+        if ruler is not None and reach is not None:
             annotate_kept_tokens(doc, ruler, reach)
+        elif ruler is not None:  # disabled, but not safe on windows: the whole document
+            ruler(doc)
         pairs.append(verb_noun_of(doc, lemmatizer))
     return pairs
 

@@ -44,6 +44,10 @@ TRICKY_TEXTS = [
 ]
 
 
+def _stock_package(status: str) -> str:
+    return next(name for name in verbs.MODEL_PACKAGES if f"(package {name})" in status)
+
+
 def _kept_token_cases() -> list[str]:
     from sipipeline.method.seeds import load_seed_tasks
     from sipipeline.paths import DEFAULT_SEED_FILE
@@ -67,8 +71,7 @@ def test_kept_token_annotation_gives_the_stock_pipelines_pairs():
         pytest.skip(status)
     assert {verbs.LEMMATIZER, verbs.ATTRIBUTE_RULER} <= set(nlp.disabled)
     texts = _kept_token_cases()
-    package = next(name for name in verbs.MODEL_PACKAGES if f"(package {name})" in status)
-    stock = spacy.load(package)
+    stock = spacy.load(_stock_package(status))
     full = [verbs.verb_noun_of(doc) for doc in stock.pipe(texts)]
     assert verbs.parse_verb_nouns(nlp, texts) == full
     assert sum(verb is not None for verb, _ in full) > len(texts) // 3
@@ -78,10 +81,29 @@ def test_kept_token_annotation_gives_the_stock_pipelines_pairs():
 def test_a_ruler_that_can_make_roots_or_objects_runs_on_every_token():
     from spacy.lang.en import English
 
-    nlp = English()
-    ruler = nlp.add_pipe(verbs.ATTRIBUTE_RULER)
+    ruler = English().add_pipe(verbs.ATTRIBUTE_RULER)
     ruler.add([[{"LOWER": "gon"}, {"LOWER": "na"}]], {"LEMMA": "go"})
     assert verbs.ruler_reach(ruler) == 1
-    ruler.add([[{"LOWER": "it"}]], {"DEP": "dobj"})
+    ruler.add([[{"LOWER": "it"}]], {"DEP": "ROOT"})
     assert verbs.ruler_reach(ruler) is None
     assert verbs.ruler_reach(English().add_pipe(verbs.ATTRIBUTE_RULER)) == 0
+
+
+def test_a_disabled_ruler_that_makes_objects_is_applied_to_the_whole_document():
+    import spacy
+
+    nlp, status = verbs.load_parser()
+    if nlp is None:
+        pytest.skip(status)
+    package = _stock_package(status)
+    custom = spacy.load(package, exclude=["ner"],
+                        disable=[verbs.LEMMATIZER, verbs.ATTRIBUTE_RULER])
+    stock = spacy.load(package)
+    for pipeline in (custom, stock):  # "today" (an adverbial noun) becomes a direct object
+        pipeline.get_pipe(verbs.ATTRIBUTE_RULER).add(
+            [[{"LOWER": "today"}]], {"DEP": "dobj", "POS": "NOUN"})
+    assert verbs.ruler_reach(custom.get_pipe(verbs.ATTRIBUTE_RULER)) is None
+    texts = ["Write today.", "Call your mother today.", "Finish the report today, please."]
+    expected = [verbs.verb_noun_of(doc) for doc in stock.pipe(texts)]
+    assert ("write", "today") in expected
+    assert verbs.parse_verb_nouns(custom, texts) == expected

@@ -228,8 +228,10 @@ def prepare(codes: np.ndarray, lengths: list[int], threshold: float) -> Prepared
     np.cumsum(lengths_array, out=offsets[1:])
     text_of = np.repeat(np.arange(len(lengths_array), dtype=np.int64), lengths_array)
     total = len(codes)
-    # k-th occurrence of its token within its text (0 for the first).
-    order = np.lexsort((codes, text_of))  # stable: equal (text, code) stay in position order
+    code_span = int(codes.max()) + 1 if total else 1
+    # k-th occurrence of its token within its text (0 for the first): sort by (text, code),
+    # stable, so equal (text, code) stay in position order.
+    order = np.argsort(text_of * code_span + codes, kind="stable")
     sorted_codes, sorted_texts = codes[order], text_of[order]
     run_starts = np.ones(total, dtype=bool)
     run_starts[1:] = (sorted_codes[1:] != sorted_codes[:-1]) | (
@@ -239,12 +241,14 @@ def prepare(codes: np.ndarray, lengths: list[int], threshold: float) -> Prepared
     occurrence = np.empty(total, dtype=np.int64)
     occurrence[order] = positions - np.maximum.accumulate(np.where(run_starts, positions, 0))
     # Rank occurrences by how many texts contain them (rarest first), ties by key.
-    key = occurrence * (int(codes.max()) + 1 if total else 1) + codes
-    unique_keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    key = occurrence * code_span + codes
+    unique_keys, inverse, counts = _distinct(key)
     rank_of_unique = np.empty(len(unique_keys), dtype=np.int64)
     rank_of_unique[np.lexsort((unique_keys, counts))] = np.arange(len(unique_keys))
-    occurrence_rank = rank_of_unique[inverse.reshape(-1)]
-    ranks = occurrence_rank[np.lexsort((occurrence_rank, text_of))]
+    occurrence_rank = rank_of_unique[inverse]
+    # Each text's ranks ascending: texts are already in order, so one sort of (text, rank).
+    rank_span = max(len(unique_keys), 1)
+    ranks = np.sort(text_of * rank_span + occurrence_rank) - text_of * rank_span
 
     max_length = int(lengths_array.max()) if len(lengths_array) else 0
     required = required_lcs_table(threshold, 2 * max_length + 1)
@@ -261,10 +265,24 @@ def prepare(codes: np.ndarray, lengths: list[int], threshold: float) -> Prepared
     )
 
 
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values (in no particular order), each value's index among them, and counts:
+    `np.unique(values, return_inverse=True, return_counts=True)` by hashing, not sorting."""
+    import pandas as pd  # its hash table; the order of the distinct values does not matter
+
+    inverse, distinct = pd.factorize(values, sort=False)
+    inverse = inverse.astype(np.int64, copy=False)
+    return (np.asarray(distinct, dtype=np.int64), inverse,
+            np.bincount(inverse, minlength=len(distinct)))
+
+
 def frequency_ordered_codes(codes: np.ndarray) -> np.ndarray:
-    """Tokens renumbered most frequent first, so the kernels' per-token lookups hit a small,
-    cache-resident part of their tables."""
-    unique_codes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
-    frequency_order = np.empty(len(unique_codes), dtype=np.int64)
-    frequency_order[np.argsort(-counts, kind="stable")] = np.arange(len(unique_codes))
-    return frequency_order[inverse.reshape(-1)]
+    """Tokens renumbered most frequent first (ties: lower code first), so the kernels'
+    per-token lookups hit a small, cache-resident part of their tables."""
+    if not len(codes):
+        return np.empty(0, dtype=np.int64)
+    counts = np.bincount(codes)  # codes are token numbers: small and non-negative
+    present = np.flatnonzero(counts)
+    renumbered = np.empty(len(counts), dtype=np.int64)
+    renumbered[present[np.argsort(-counts[present], kind="stable")]] = np.arange(len(present))
+    return renumbered[codes]

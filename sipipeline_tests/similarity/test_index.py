@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import LCSseq
@@ -82,6 +83,15 @@ def test_ranks_order_each_texts_occurrences_globally(token_lists, threshold) -> 
     assert len(set(rank_of_key.values())) == len(rank_of_key)
     by_rank = sorted(rank_of_key, key=rank_of_key.get)
     assert [texts_with[key] for key in by_rank] == sorted(texts_with[key] for key in by_rank)
+
+
+@given(codes=st.lists(st.integers(0, 40), max_size=60))
+def test_frequency_order_numbers_tokens_most_frequent_first_ties_by_code(codes) -> None:
+    counts = {code: codes.count(code) for code in set(codes)}
+    number = {code: n for n, code in enumerate(sorted(counts, key=lambda c: (-counts[c], c)))}
+    renumbered = index.frequency_ordered_codes(np.asarray(codes, dtype=np.int64))
+    assert renumbered.dtype == np.int64
+    assert renumbered.tolist() == [number[code] for code in codes]
 
 
 WORDS = st.lists(st.sampled_from(["cat", "dog", "sat", "mat", "on", "the", "a", "x1"]),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 
 from sipipeline.similarity.contract import rouge_tokens
 
@@ -268,8 +269,6 @@ def prepare(codes: np.ndarray, lengths: list[int], threshold: float) -> Prepared
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct values (in no particular order), each value's index among them, and counts:
     `np.unique(values, return_inverse=True, return_counts=True)` by hashing, not sorting."""
-    import pandas as pd  # its hash table; the order of the distinct values does not matter
-
     inverse, distinct = pd.factorize(values, sort=False)
     inverse = inverse.astype(np.int64, copy=False)
     return (np.asarray(distinct, dtype=np.int64), inverse,

@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sipipeline.method.schema import INSTRUCTION_WORDS  # noqa: E402
 from sipipeline.method.vocabulary import Origin  # noqa: E402
 from sipipeline.reporting.atomic import write_with  # noqa: E402
 from sipipeline.reporting.stats import (  # noqa: E402
@@ -25,8 +24,8 @@ from sipipeline.reporting.stats import (  # noqa: E402
     ROUND,
     DatasetStats,
     instance_lengths,
+    instruction_word_counts,
     machine_tasks,
-    word_count,
 )
 
 FILL = "#4c72b0"
@@ -46,10 +45,8 @@ def _save(figure: plt.Figure, path: Path) -> str:
 
 def _length_samples(tasks: pd.DataFrame) -> dict[str, list[int]]:
     inputs, outputs = instance_lengths(tasks)
-    words = (tasks[INSTRUCTION_WORDS].astype(int).tolist()
-             if INSTRUCTION_WORDS in tasks.columns and not tasks[INSTRUCTION_WORDS].isna().any()
-             else [word_count(text) for text in tasks["instruction"]])
-    return {"instruction": words, "non-empty input": inputs[inputs > 0].tolist(),
+    return {"instruction": instruction_word_counts(tasks),
+            "non-empty input": inputs[inputs > 0].tolist(),
             "output": outputs.tolist()}
 
 

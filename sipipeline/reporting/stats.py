@@ -132,9 +132,17 @@ def instance_lengths(tasks: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if facts.lengths_stored(tasks):
         return (facts.flat_word_counts(tasks, facts.INPUT_WORDS),
                 facts.flat_word_counts(tasks, facts.OUTPUT_WORDS))
-    instances = explode_instances(tasks)
-    return (np.asarray([word_count(text.strip()) for text in instances["input"]], dtype=np.int64),
-            np.asarray([word_count(text) for text in instances["output"]], dtype=np.int64))
+    counted = [facts.instance_word_counts(value) for value in tasks["instances"]]
+    return (np.fromiter((n for inputs, _ in counted for n in inputs), dtype=np.int64),
+            np.fromiter((n for _, outputs in counted for n in outputs), dtype=np.int64))
+
+
+def instruction_word_counts(tasks: pd.DataFrame) -> list[int]:
+    """Word count of each task's instruction: the stored fact when every row has it, else
+    counted from the text."""
+    if facts.INSTRUCTION_WORDS in tasks.columns and not tasks[facts.INSTRUCTION_WORDS].isna().any():
+        return tasks[facts.INSTRUCTION_WORDS].astype(int).tolist()
+    return [word_count(text) for text in tasks["instruction"]]
 
 
 def task_metrics(tasks: pd.DataFrame) -> dict[str, float]:
@@ -144,10 +152,7 @@ def task_metrics(tasks: pd.DataFrame) -> dict[str, float]:
     all_inputs, output_words = instance_lengths(tasks)
     n_instances = len(output_words)
     empty_inputs = int((all_inputs == 0).sum())
-    instruction_words = (tasks[facts.INSTRUCTION_WORDS].astype(int).tolist()
-                         if facts.INSTRUCTION_WORDS in tasks.columns
-                         and not tasks[facts.INSTRUCTION_WORDS].isna().any()
-                         else [word_count(text) for text in tasks["instruction"]])
+    instruction_words = instruction_word_counts(tasks)
     input_words = all_inputs[all_inputs > 0]
     return {
         "tasks": n_tasks,

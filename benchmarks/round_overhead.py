@@ -14,7 +14,7 @@ the overhead of the round nearest a 10K pool, and the total wall time.
 Process start-up (importing the definitions in a fresh interpreter) is measured separately.
 
 Run: `python benchmarks/round_overhead.py [--target-pool 52000] [--tasks-per-round 4000]
-[--max-rounds 200]`. Numbers depend on the machine and on what else runs on it.
+[--max-rounds 200] [--keep]`. Numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -189,6 +190,8 @@ def main() -> None:
     parser.add_argument("--target-pool", type=int, default=12_000)
     parser.add_argument("--tasks-per-round", type=int, default=4_000)
     parser.add_argument("--max-rounds", type=int, default=200)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work folder (instance, store, local files) afterwards")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--num-prompts", type=int, help=argparse.SUPPRESS)
@@ -255,6 +258,10 @@ def main() -> None:
         last = rows[-1]
         print(f"own overhead at pool {last[1]}: {last[5]:.1f} s; at pool {near_10k[1]}: "
               f"{near_10k[5]:.1f} s; ratio {last[5] / max(near_10k[5], 1e-9):.2f}x")
+    if args.keep:
+        print(f"work folder kept: {work}")
+    else:  # hundreds of MB to GBs per run
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
